@@ -1,0 +1,1 @@
+// Keeps pdp_test_support non-empty.
