@@ -1,0 +1,121 @@
+// IP parsing and range sets; see ip_set.h. Tested by
+// tests/engine_conditions_test.cc.
+#include "engine/ip_set.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "engine/absl_compat.h"
+
+namespace pdp::engine {
+namespace {
+
+constexpr IpAddress kV4MappedPrefix = static_cast<IpAddress>(0xffff) << 32;
+
+IpAddress FromBytes(const unsigned char* bytes, int n) {
+  IpAddress value = 0;
+  for (int i = 0; i < n; ++i) value = (value << 8) | bytes[i];
+  return value;
+}
+
+// Parses an address and reports whether it was written as IPv4.
+std::optional<IpAddress> Parse(std::string_view text, bool* is_v4) {
+  // inet_pton needs a NUL-terminated string; addresses are short.
+  char buffer[64];
+  if (text.empty() || text.size() >= sizeof(buffer)) return std::nullopt;
+  std::memcpy(buffer, text.data(), text.size());
+  buffer[text.size()] = '\0';
+  unsigned char bytes[16];
+  if (inet_pton(AF_INET, buffer, bytes) == 1) {
+    *is_v4 = true;
+    return kV4MappedPrefix | FromBytes(bytes, 4);
+  }
+  if (inet_pton(AF_INET6, buffer, bytes) == 1) {
+    *is_v4 = false;
+    return FromBytes(bytes, 16);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<IpAddress> ParseIpAddress(std::string_view text) {
+  bool is_v4 = false;
+  return Parse(text, &is_v4);
+}
+
+std::optional<IpRange> ParseCidr(std::string_view text, std::string* error) {
+  std::string_view address_text = text;
+  std::string_view length_text;
+  size_t slash = text.find('/');
+  if (slash != std::string_view::npos) {
+    address_text = text.substr(0, slash);
+    length_text = text.substr(slash + 1);
+  }
+  bool is_v4 = false;
+  std::optional<IpAddress> address = Parse(address_text, &is_v4);
+  if (!address) {
+    *error = absl::StrCat("\"", std::string(address_text),
+                          "\" is not an IPv4 or IPv6 address");
+    return std::nullopt;
+  }
+  const int max_length = is_v4 ? 32 : 128;
+  int length = max_length;
+  if (slash != std::string_view::npos) {
+    if (length_text.empty() || length_text.size() > 3 ||
+        !absl::SimpleAtoi(ToAbsl(length_text), &length) || length < 0 ||
+        length > max_length ||
+        !std::all_of(length_text.begin(), length_text.end(),
+                     [](char c) { return c >= '0' && c <= '9'; })) {
+      *error = absl::StrCat("prefix length \"", std::string(length_text),
+                            "\" must be 0..", max_length);
+      return std::nullopt;
+    }
+  }
+  const int bits = length + (is_v4 ? 96 : 0);  // prefix bits of 128
+  const IpAddress host_mask =
+      bits >= 128 ? 0 : (~static_cast<IpAddress>(0)) >> bits;
+  if ((*address & host_mask) != 0) {
+    *error = absl::StrCat("\"", std::string(text),
+                          "\" has host bits set beyond the /", length,
+                          " prefix");
+    return std::nullopt;
+  }
+  return IpRange{*address, *address | host_mask};
+}
+
+IpSet IpSet::Build(std::vector<IpRange> ranges) {
+  std::sort(ranges.begin(), ranges.end(),
+            [](const IpRange& a, const IpRange& b) { return a.first < b.first; });
+  IpSet set;
+  for (const IpRange& range : ranges) {
+    if (!set.ranges_.empty()) {
+      IpRange& back = set.ranges_.back();
+      // Overlapping or adjacent (guarding the +1 against overflow).
+      if (range.first <= back.last ||
+          (back.last != ~static_cast<IpAddress>(0) && range.first == back.last + 1)) {
+        back.last = std::max(back.last, range.last);
+        continue;
+      }
+    }
+    set.ranges_.push_back(range);
+  }
+  set.ranges_.shrink_to_fit();
+  return set;
+}
+
+bool IpSet::Contains(IpAddress address) const {
+  // First range whose start is > address; the candidate is the one before.
+  auto it = std::upper_bound(
+      ranges_.begin(), ranges_.end(), address,
+      [](IpAddress a, const IpRange& r) { return a < r.first; });
+  if (it == ranges_.begin()) return false;
+  --it;
+  return address <= it->last;
+}
+
+}  // namespace pdp::engine

@@ -1,0 +1,546 @@
+// Evaluation of a compiled policy; see policy.h and policy_impl.h.
+//
+// The hot path allocates nothing of its own for a typical request: the
+// candidate list, role bitset and per-zone local times live in inline
+// buffers, attribute values are views into the request, and strings are
+// built only for the response (reason, rule ids, obligations) and, with
+// explain, the trace. Tested by tests/engine_evaluate_test.cc and
+// tests/differential_test.cc.
+#include <algorithm>
+#include <optional>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "engine/policy.h"
+#include "engine/policy_impl.h"
+
+namespace pdp::engine {
+
+Policy::Policy(std::unique_ptr<const PolicyImpl> impl) : impl_(std::move(impl)) {}
+Policy::~Policy() = default;
+const std::string& Policy::name() const { return impl_->name_; }
+int64_t Policy::version() const { return impl_->version_; }
+size_t Policy::rule_count() const { return impl_->rules_.size(); }
+size_t Policy::memory_bytes() const { return impl_->memory_bytes_; }
+
+void Policy::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
+                      v1::AuthorizeResponse* response) const {
+  impl_->Evaluate(request, now, response);
+}
+
+void SetIndeterminate(std::string_view reason, v1::AuthorizeResponse* response) {
+  response->set_decision(v1::INDETERMINATE);
+  response->set_reason(std::string(reason));
+}
+
+namespace {
+
+enum class Outcome : uint8_t { kNoMatch, kMatch, kError };
+enum class Tri : uint8_t { kFalse, kTrue, kError };
+
+// Limits on what a request may carry; beyond them the request is
+// INDETERMINATE rather than an unbounded amount of work.
+constexpr int kMaxAttributesPerMap = 1024;
+constexpr int kMaxListElements = 4096;
+
+std::optional<std::string> ValidateMap(
+    const char* where,
+    const google::protobuf::Map<std::string, google::protobuf::Value>& map) {
+  if (map.size() > kMaxAttributesPerMap) {
+    return absl::StrCat(where, ": ", map.size(), " attributes; the limit is ",
+                        kMaxAttributesPerMap);
+  }
+  for (const auto& [key, value] : map) {
+    if (std::optional<std::string> error = ValidateRequestValue(value)) {
+      return absl::StrCat(where, "[\"", key, "\"]: ", *error);
+    }
+    if (value.kind_case() == google::protobuf::Value::kListValue &&
+        value.list_value().values_size() > kMaxListElements) {
+      return absl::StrCat(where, "[\"", key, "\"]: list of ",
+                          value.list_value().values_size(),
+                          " elements; the limit is ", kMaxListElements);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> ValidateRequest(const v1::AuthorizeRequest& r) {
+  if (r.action().empty()) return "action is required";
+  if (r.resource().type().empty()) return "resource.type is required";
+  if (auto e = ValidateMap("subject.attributes", r.subject().attributes())) return e;
+  if (auto e = ValidateMap("resource.attributes", r.resource().attributes())) return e;
+  if (auto e = ValidateMap("environment.attributes", r.environment().attributes())) return e;
+  return std::nullopt;
+}
+
+// What the evaluator derives from a request once, lazily where it costs.
+class RequestContext {
+ public:
+  RequestContext(const PolicyImpl& policy, const v1::AuthorizeRequest& request,
+                 absl::Time now)
+      : policy_(policy), request_(request) {
+    const v1::Environment& env = request.environment();
+    if (env.has_time()) {
+      const auto& ts = env.time();
+      // google.protobuf.Timestamp's valid range: 0001-01-01 to 9999-12-31.
+      time_valid_ = ts.seconds() >= -62135596800 && ts.seconds() <= 253402300799 &&
+                    ts.nanos() >= 0 && ts.nanos() <= 999999999;
+      time_ = absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+    } else {
+      time_ = now;
+    }
+    const size_t words = (policy.role_bits_.size() + 63) / 64;
+    role_words_.assign(words, 0);
+    if (words > 0) {
+      for (const std::string& role : request.subject().roles()) {
+        auto it = policy.role_bits_.find(role);
+        if (it != policy.role_bits_.end()) {
+          role_words_[it->second / 64] |= uint64_t{1} << (it->second % 64);
+        }
+      }
+    }
+  }
+
+  const v1::AuthorizeRequest& request() const { return request_; }
+
+  bool HasAnyRole(const std::vector<uint32_t>& roles) const {
+    for (uint32_t bit : roles) {
+      if ((role_words_[bit / 64] >> (bit % 64)) & 1) return true;
+    }
+    return false;
+  }
+
+  Tri InAnyWindow(const std::vector<TimeWindow>& windows, std::string* detail) {
+    if (!time_valid_) {
+      if (detail) *detail = "environment.time is out of range";
+      return Tri::kError;
+    }
+    if (local_.empty()) local_.resize(policy_.zones_.size());
+    for (const TimeWindow& w : windows) {
+      std::optional<LocalTime>& local = local_[w.zone];
+      if (!local) local = ToLocalTime(time_, policy_.zones_[w.zone]);
+      if (w.Contains(*local)) return Tri::kTrue;
+    }
+    if (detail) *detail = "the request time is outside every time window";
+    return Tri::kFalse;
+  }
+
+  Tri InLocation(const LocationCondition& c, std::string* detail) {
+    ParseLocation();
+    if (location_state_ == State::kMissing) {
+      if (detail) *detail = "the request has no environment.location.country";
+      return Tri::kFalse;
+    }
+    if (location_state_ == State::kBad) {
+      if (detail) *detail = location_error_;
+      return Tri::kError;
+    }
+    auto matches = [&](const absl::flat_hash_set<std::string>& set) {
+      return set.contains(absl::string_view(country_, 2)) ||
+             (region_size_ > 0 && set.contains(absl::string_view(region_, region_size_)));
+    };
+    if (!c.in.empty() && !matches(c.in)) {
+      if (detail) *detail = "the location is not in the allowed list";
+      return Tri::kFalse;
+    }
+    if (matches(c.not_in)) {
+      if (detail) *detail = "the location is in the not_in list";
+      return Tri::kFalse;
+    }
+    return Tri::kTrue;
+  }
+
+  Tri InIpRanges(const CompiledRule& rule, std::string* detail) {
+    if (ip_state_ == State::kUnparsed) {
+      const std::string& text = request_.environment().client_ip();
+      if (text.empty()) {
+        ip_state_ = State::kMissing;
+      } else if (std::optional<IpAddress> ip = ParseIpAddress(text)) {
+        ip_ = *ip;
+        ip_state_ = State::kOk;
+      } else {
+        ip_state_ = State::kBad;
+      }
+    }
+    if (ip_state_ == State::kMissing) {
+      if (detail) *detail = "the request has no environment.client_ip";
+      return Tri::kFalse;
+    }
+    if (ip_state_ == State::kBad) {
+      if (detail) {
+        *detail = absl::StrCat("environment.client_ip \"",
+                               request_.environment().client_ip(),
+                               "\" is not an IP address");
+      }
+      return Tri::kError;
+    }
+    if (rule.ip_in && !rule.ip_in->Contains(ip_)) {
+      if (detail) *detail = "the client IP is not in the allowed ranges";
+      return Tri::kFalse;
+    }
+    if (rule.ip_not_in && rule.ip_not_in->Contains(ip_)) {
+      if (detail) *detail = "the client IP is in a not_in range";
+      return Tri::kFalse;
+    }
+    return Tri::kTrue;
+  }
+
+  AttrValue Resolve(const AttrRef& ref) const {
+    using Source = AttrRef::Source;
+    auto string_or_missing = [](const std::string& s) {
+      return s.empty() ? AttrValue::Missing() : AttrValue::FromScalar(Scalar::String(s));
+    };
+    auto lookup = [&](const google::protobuf::Map<std::string, google::protobuf::Value>& map) {
+      auto it = map.find(ref.key);
+      return it == map.end() ? AttrValue::Missing() : AttrValue::FromProto(it->second);
+    };
+    switch (ref.source) {
+      case Source::kSubjectId: return string_or_missing(request_.subject().id());
+      case Source::kSubjectRoles: return AttrValue::FromStrings(request_.subject().roles());
+      case Source::kResourceId: return string_or_missing(request_.resource().id());
+      case Source::kResourceType: return string_or_missing(request_.resource().type());
+      case Source::kAction: return string_or_missing(request_.action());
+      case Source::kSubjectAttribute: return lookup(request_.subject().attributes());
+      case Source::kResourceAttribute: return lookup(request_.resource().attributes());
+      case Source::kEnvironmentAttribute: return lookup(request_.environment().attributes());
+    }
+    return AttrValue::Missing();
+  }
+
+ private:
+  enum class State : uint8_t { kUnparsed, kMissing, kOk, kBad };
+
+  void ParseLocation() {
+    if (location_state_ != State::kUnparsed) return;
+    const v1::Location& loc = request_.environment().location();
+    if (loc.country().empty()) {
+      location_state_ = State::kMissing;
+      return;
+    }
+    const std::string& c = loc.country();
+    if (c.size() != 2 || !absl::ascii_isalpha(static_cast<unsigned char>(c[0])) ||
+        !absl::ascii_isalpha(static_cast<unsigned char>(c[1]))) {
+      location_state_ = State::kBad;
+      location_error_ = absl::StrCat("environment.location.country \"", c,
+                                     "\" is not an ISO 3166-1 alpha-2 code");
+      return;
+    }
+    country_[0] = absl::ascii_toupper(c[0]);
+    country_[1] = absl::ascii_toupper(c[1]);
+    const std::string& r = loc.region();
+    if (!r.empty()) {
+      std::string_view sub = r;
+      if (r.size() > 3 && r[2] == '-') {
+        if (absl::ascii_toupper(r[0]) != country_[0] ||
+            absl::ascii_toupper(r[1]) != country_[1]) {
+          location_state_ = State::kBad;
+          location_error_ = absl::StrCat("environment.location.region \"", r,
+                                         "\" is not in country \"", c, "\"");
+          return;
+        }
+        sub = std::string_view(r).substr(3);
+      }
+      if (sub.empty() || sub.size() > 3 ||
+          !std::all_of(sub.begin(), sub.end(), [](char ch) {
+            return absl::ascii_isalnum(static_cast<unsigned char>(ch));
+          })) {
+        location_state_ = State::kBad;
+        location_error_ = absl::StrCat("environment.location.region \"", r,
+                                       "\" is not an ISO 3166-2 subdivision");
+        return;
+      }
+      region_[0] = country_[0];
+      region_[1] = country_[1];
+      region_[2] = '-';
+      for (size_t i = 0; i < sub.size(); ++i) region_[3 + i] = absl::ascii_toupper(sub[i]);
+      region_size_ = 3 + sub.size();
+    }
+    location_state_ = State::kOk;
+  }
+
+  const PolicyImpl& policy_;
+  const v1::AuthorizeRequest& request_;
+  absl::Time time_;
+  bool time_valid_ = true;
+  absl::InlinedVector<uint64_t, 4> role_words_;
+  absl::InlinedVector<std::optional<LocalTime>, 4> local_;
+  State ip_state_ = State::kUnparsed;
+  IpAddress ip_ = 0;
+  State location_state_ = State::kUnparsed;
+  char country_[2] = {0, 0};
+  char region_[6] = {};
+  size_t region_size_ = 0;
+  std::string location_error_;
+};
+
+bool EqualsLiteral(const AttrValue& a, const Literal& literal) {
+  if (literal.is_list) {
+    if (!a.is_list() || a.size() != static_cast<int>(literal.list.size())) return false;
+    for (int i = 0; i < a.size(); ++i) {
+      if (!ScalarEquals(a.at(i), literal.list[i].scalar())) return false;
+    }
+    return true;
+  }
+  return !a.is_list() && ScalarEquals(a.scalar(), literal.scalar());
+}
+
+// Any element of `a` (or `a` itself) satisfies pred.
+template <typename F>
+bool AnyScalar(const AttrValue& a, F&& pred) {
+  if (!a.is_list()) return pred(a.scalar());
+  for (int i = 0; i < a.size(); ++i) {
+    if (pred(a.at(i))) return true;
+  }
+  return false;
+}
+
+bool InOther(const AttrValue& a, const AttrValue& other) {
+  return AnyScalar(a, [&](const Scalar& x) {
+    return AnyScalar(other, [&](const Scalar& y) { return ScalarEquals(x, y); });
+  });
+}
+
+bool Ordered(Op op, const AttrValue& a, const Scalar& b) {
+  if (a.is_list()) return false;
+  std::optional<int> c = ScalarCompare(a.scalar(), b);
+  if (!c) return false;
+  switch (op) {
+    case Op::kLt: return *c < 0;
+    case Op::kLe: return *c <= 0;
+    case Op::kGt: return *c > 0;
+    case Op::kGe: return *c >= 0;
+    default: return false;
+  }
+}
+
+bool EvalAttribute(const AttributeCondition& c, const RequestContext& ctx) {
+  const AttrValue a = ctx.Resolve(c.attribute);
+  if (c.op == Op::kExists) return a.missing() != c.exists_expected;
+  if (a.missing()) return false;
+  AttrValue other;
+  if (c.has_other) {
+    other = ctx.Resolve(c.other);
+    if (other.missing()) return false;
+  }
+  switch (c.op) {
+    case Op::kEq:
+      return c.has_other ? AttrEquals(a, other) : EqualsLiteral(a, c.literal);
+    case Op::kNe:
+      return !(c.has_other ? AttrEquals(a, other) : EqualsLiteral(a, c.literal));
+    case Op::kIn:
+    case Op::kNotIn: {
+      const bool in = c.has_other
+          ? InOther(a, other)
+          : AnyScalar(a, [&](const Scalar& x) { return c.set->Contains(x); });
+      return (c.op == Op::kIn) == in;
+    }
+    case Op::kContains: {
+      if (c.has_other && other.is_list()) return false;
+      const Scalar needle = c.has_other ? other.scalar() : c.literal.scalar();
+      return AnyScalar(a, [&](const Scalar& x) { return ScalarEquals(x, needle); });
+    }
+    case Op::kLt:
+    case Op::kLe:
+    case Op::kGt:
+    case Op::kGe:
+      if (c.has_other) return !other.is_list() && Ordered(c.op, a, other.scalar());
+      return Ordered(c.op, a, c.literal.scalar());
+    case Op::kRegex:
+      return AnyScalar(a, [&](const Scalar& x) {
+        return x.kind == Scalar::Kind::kString &&
+               RE2::FullMatch(re2::StringPiece(x.string.data(), x.string.size()), *c.regex);
+      });
+    case Op::kExists:
+      break;
+  }
+  return false;
+}
+
+const char* OpName(Op op) {
+  static constexpr const char* kNames[] = {"eq", "ne", "in", "not_in", "contains", "lt",
+                                           "le", "gt", "ge", "regex", "exists"};
+  return kNames[static_cast<int>(op)];
+}
+
+// Evaluates one rule's roles and conditions. A false condition wins over
+// one that errs. `detail` (explain only) receives why; `error` receives the
+// first error's words.
+Outcome EvalRule(const CompiledRule& rule, RequestContext& ctx, std::string* detail,
+                 std::string* error) {
+  if (!rule.roles.empty() && !ctx.HasAnyRole(rule.roles)) {
+    if (detail) *detail = "the subject has none of the rule's roles";
+    return Outcome::kNoMatch;
+  }
+  // Each check runs without building strings; on a false result with
+  // explain, or on an error (rare), it is asked again for its words.
+  bool erred = false;
+  auto check = [&](auto&& eval) {
+    const Tri t = eval(nullptr);
+    if (t == Tri::kFalse) {
+      if (detail) eval(detail);
+      return false;
+    }
+    if (t == Tri::kError && !erred) {
+      erred = true;
+      eval(error);
+    }
+    return true;
+  };
+  if (!rule.windows.empty() &&
+      !check([&](std::string* why) { return ctx.InAnyWindow(rule.windows, why); })) {
+    return Outcome::kNoMatch;
+  }
+  if (rule.location &&
+      !check([&](std::string* why) { return ctx.InLocation(*rule.location, why); })) {
+    return Outcome::kNoMatch;
+  }
+  if (rule.has_ip && !check([&](std::string* why) { return ctx.InIpRanges(rule, why); })) {
+    return Outcome::kNoMatch;
+  }
+  for (const AttributeCondition& c : rule.attributes) {
+    if (!EvalAttribute(c, ctx)) {
+      if (detail) {
+        *detail = absl::StrCat("condition ", c.attribute.path, " ", OpName(c.op),
+                               c.has_other ? " " + c.other.path : std::string(),
+                               " does not hold");
+      }
+      return Outcome::kNoMatch;
+    }
+  }
+  if (erred) {
+    if (detail) *detail = *error;
+    return Outcome::kError;
+  }
+  return Outcome::kMatch;
+}
+
+std::string QuotedIds(const std::vector<const CompiledRule*>& rules) {
+  return absl::StrJoin(rules, ", ", [](std::string* out, const CompiledRule* r) {
+    absl::StrAppend(out, "'", r->id, "'");
+  });
+}
+
+}  // namespace
+
+void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
+                          v1::AuthorizeResponse* response) const {
+  response->Clear();
+  response->set_rule_set(name_);
+  response->set_rule_set_version(version_);
+  if (std::optional<std::string> error = ValidateRequest(request)) {
+    SetIndeterminate(absl::StrCat("invalid request: ", *error), response);
+    return;
+  }
+  RequestContext ctx(*this, request, now);
+
+  // Candidate rules: the union of the index lists that can match, in rank
+  // (evaluation) order.
+  absl::InlinedVector<const RuleList*, 8> lists;
+  index_.ForEachMatch(request.resource().type(), [&](const ActionIndex& actions) {
+    actions.ForEachMatch(request.action(), [&](const RuleList& list) {
+      lists.push_back(&list);
+    });
+  });
+  absl::InlinedVector<uint32_t, 64> merged;
+  const uint32_t* candidates = nullptr;
+  size_t candidate_count = 0;
+  if (lists.size() == 1) {
+    candidates = lists[0]->data();
+    candidate_count = lists[0]->size();
+  } else if (lists.size() > 1) {
+    for (const RuleList* list : lists) merged.insert(merged.end(), list->begin(), list->end());
+    std::sort(merged.begin(), merged.end());
+    merged.erase(std::unique(merged.begin(), merged.end()), merged.end());
+    candidates = merged.data();
+    candidate_count = merged.size();
+  }
+
+  const bool explain = request.explain();
+  std::vector<const CompiledRule*> matched_permit, matched_deny, errored;
+  bool errored_permit = false, errored_deny = false;
+  std::string first_error;
+  std::string detail;
+  for (size_t i = 0; i < candidate_count; ++i) {
+    const CompiledRule& rule = rules_[candidates[i]];
+    std::string error;
+    const Outcome outcome = EvalRule(rule, ctx, explain ? &detail : nullptr, &error);
+    if (explain) {
+      v1::RuleTrace* trace = response->add_trace();
+      trace->set_rule_id(rule.id);
+      trace->set_effect(EffectName(rule.effect));
+      trace->set_outcome(outcome == Outcome::kMatch ? "match"
+                         : outcome == Outcome::kNoMatch ? "no_match" : "error");
+      trace->set_detail(outcome == Outcome::kMatch ? "every condition holds" : detail);
+    }
+    if (outcome == Outcome::kNoMatch) continue;
+    if (outcome == Outcome::kError) {
+      errored.push_back(&rule);
+      (rule.effect == Effect::kPermit ? errored_permit : errored_deny) = true;
+      if (first_error.empty()) first_error = absl::StrCat("rule '", rule.id, "': ", error);
+    } else {
+      (rule.effect == Effect::kPermit ? matched_permit : matched_deny).push_back(&rule);
+    }
+    if (algorithm_ == Algorithm::kFirstApplicable) break;
+  }
+
+  // Combine (README, "Combining algorithms and decisions").
+  const std::vector<const CompiledRule*>* determining = nullptr;
+  v1::Decision decision = v1::NOT_APPLICABLE;
+  auto decide = [&](v1::Decision d, const std::vector<const CompiledRule*>* rules) {
+    decision = d;
+    determining = rules;
+  };
+  switch (algorithm_) {
+    case Algorithm::kDenyOverrides:
+      if (!matched_deny.empty()) decide(v1::DENY, &matched_deny);
+      else if (errored_deny) decide(v1::INDETERMINATE, &errored);
+      else if (!matched_permit.empty()) decide(v1::PERMIT, &matched_permit);
+      else if (errored_permit) decide(v1::INDETERMINATE, &errored);
+      break;
+    case Algorithm::kPermitOverrides:
+      if (!matched_permit.empty()) decide(v1::PERMIT, &matched_permit);
+      else if (errored_permit) decide(v1::INDETERMINATE, &errored);
+      else if (!matched_deny.empty()) decide(v1::DENY, &matched_deny);
+      else if (errored_deny) decide(v1::INDETERMINATE, &errored);
+      break;
+    case Algorithm::kFirstApplicable:
+      if (!matched_permit.empty()) decide(v1::PERMIT, &matched_permit);
+      else if (!matched_deny.empty()) decide(v1::DENY, &matched_deny);
+      else if (!errored.empty()) decide(v1::INDETERMINATE, &errored);
+      break;
+  }
+  response->set_decision(decision);
+  if (determining) {
+    for (const CompiledRule* rule : *determining) {
+      response->add_determining_rules(rule->id);
+      if (decision == v1::PERMIT || decision == v1::DENY) {
+        for (const v1::ObligationResult& o : rule->obligations) {
+          *response->add_obligations() = o;
+        }
+      }
+    }
+  }
+  switch (decision) {
+    case v1::PERMIT:
+      response->set_reason(absl::StrCat("permitted by rule", determining->size() > 1 ? "s " : " ",
+                                        QuotedIds(*determining)));
+      break;
+    case v1::DENY:
+      response->set_reason(absl::StrCat("denied by rule", determining->size() > 1 ? "s " : " ",
+                                        QuotedIds(*determining)));
+      break;
+    case v1::INDETERMINATE:
+      response->set_reason(absl::StrCat("could not decide: ", first_error));
+      break;
+    default:
+      response->set_reason(absl::StrCat(
+          "no rule applies to action '", request.action(), "' on resource type '",
+          request.resource().type(), "' (", candidate_count, " candidate rule",
+          candidate_count == 1 ? "" : "s", ", none matched)"));
+      break;
+  }
+}
+
+}  // namespace pdp::engine

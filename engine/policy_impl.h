@@ -1,0 +1,172 @@
+// The compiled decision structure behind Policy (internal to engine/).
+//
+// Layout, built once by the compiler and never mutated:
+//   - rules_: compiled rules in evaluation order ("rank"): file order, or
+//     priority order under first-applicable. Candidate lists hold ranks, so
+//     a merged, sorted candidate list is already in evaluation order.
+//   - index_: resource-type pattern -> action pattern -> rule ranks. Each
+//     level answers exact keys by hash, "*" directly, and prefix patterns
+//     ("reports:*") by one hash probe per distinct prefix length. A request
+//     touches only the rules whose targets can match it.
+//   - roles are interned to bit numbers; a request's roles become a bitset
+//     once, and each rule tests its few role bits.
+//   - time zones are loaded once; a request converts its time to local time
+//     at most once per zone. CIDR lists are merged interval sets (binary
+//     search). Regexes are compiled once with a memory budget and shared.
+//
+// Tested through Policy by tests/engine_*_test.cc and differential_test.cc.
+#ifndef PDP_ENGINE_POLICY_IMPL_H_
+#define PDP_ENGINE_POLICY_IMPL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/time/time.h"
+#include "engine/absl_compat.h"
+#include "engine/ip_set.h"
+#include "engine/time_window.h"
+#include "engine/values.h"
+#include "pdp/v1/authorization.pb.h"
+#include "re2/re2.h"
+
+namespace pdp::engine {
+
+enum class Effect : uint8_t { kPermit, kDeny };
+enum class Algorithm : uint8_t {
+  kDenyOverrides,
+  kPermitOverrides,
+  kFirstApplicable
+};
+
+const char* EffectName(Effect effect);
+
+// Where an attribute's value comes from.
+struct AttrRef {
+  enum class Source : uint8_t {
+    kSubjectAttribute,
+    kResourceAttribute,
+    kEnvironmentAttribute,
+    kSubjectId,
+    kSubjectRoles,
+    kResourceId,
+    kResourceType,
+    kAction,
+  };
+  Source source = Source::kSubjectAttribute;
+  std::string key;   // map key for the *Attribute sources
+  std::string path;  // as written ("subject.department"), for traces
+};
+
+enum class Op : uint8_t {
+  kEq, kNe, kIn, kNotIn, kContains, kLt, kLe, kGt, kGe, kRegex, kExists
+};
+
+struct AttributeCondition {
+  AttrRef attribute;
+  Op op = Op::kEq;
+  bool has_other = false;
+  AttrRef other;
+  Literal literal;                        // eq, ne, contains, lt..ge
+  std::unique_ptr<ScalarSet> set;         // in / not_in with a literal list
+  std::shared_ptr<const RE2> regex;       // regex; shared by equal patterns
+  bool exists_expected = true;            // exists
+};
+
+struct LocationCondition {
+  // Upper-case "DE" or "US-CA".
+  absl::flat_hash_set<std::string> in;
+  absl::flat_hash_set<std::string> not_in;
+};
+
+struct CompiledRule {
+  std::string id;
+  Effect effect = Effect::kPermit;
+  std::vector<uint32_t> roles;  // interned role bits; empty = any subject
+  std::vector<TimeWindow> windows;
+  std::unique_ptr<LocationCondition> location;
+  bool has_ip = false;
+  const IpSet* ip_in = nullptr;      // null = no allow-list
+  const IpSet* ip_not_in = nullptr;  // null = no block-list
+  std::vector<AttributeCondition> attributes;
+  std::vector<v1::ObligationResult> obligations;
+};
+
+// Exact / prefix / any lookup of string patterns to values of type T.
+template <typename T>
+class PatternIndex {
+ public:
+  // The slot for a pattern: "*", "prefix*" or an exact value.
+  T& Slot(const std::string& pattern) {
+    if (pattern == "*") {
+      if (!any_) any_ = std::make_unique<T>();
+      return *any_;
+    }
+    if (!pattern.empty() && pattern.back() == '*') {
+      const std::string prefix = pattern.substr(0, pattern.size() - 1);
+      for (auto& [length, map] : prefixes_) {
+        if (length == prefix.size()) return map[prefix];
+      }
+      prefixes_.emplace_back(prefix.size(), absl::flat_hash_map<std::string, T>());
+      return prefixes_.back().second[prefix];
+    }
+    return exact_[pattern];
+  }
+
+  // Calls f(const T&) for every pattern matching `key`.
+  template <typename F>
+  void ForEachMatch(std::string_view key, F&& f) const {
+    if (auto it = exact_.find(ToAbsl(key)); it != exact_.end()) f(it->second);
+    for (const auto& [length, map] : prefixes_) {
+      if (length > key.size()) continue;
+      if (auto it = map.find(ToAbsl(key.substr(0, length))); it != map.end()) {
+        f(it->second);
+      }
+    }
+    if (any_) f(*any_);
+  }
+
+  template <typename F>
+  void ForEachValue(F&& f) const {
+    for (const auto& [k, v] : exact_) f(k, v);
+    for (const auto& [length, map] : prefixes_) {
+      for (const auto& [k, v] : map) f(k, v);
+    }
+    if (any_) f(std::string("*"), *any_);
+  }
+
+ private:
+  absl::flat_hash_map<std::string, T> exact_;
+  std::vector<std::pair<size_t, absl::flat_hash_map<std::string, T>>> prefixes_;
+  std::unique_ptr<T> any_;
+};
+
+using RuleList = std::vector<uint32_t>;  // ascending ranks
+using ActionIndex = PatternIndex<RuleList>;
+using TypeIndex = PatternIndex<ActionIndex>;
+
+class PolicyImpl {
+ public:
+  void Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
+                v1::AuthorizeResponse* response) const;
+
+  std::string name_;
+  int64_t version_ = 0;
+  Algorithm algorithm_ = Algorithm::kDenyOverrides;
+  std::vector<CompiledRule> rules_;  // by rank
+  TypeIndex index_;
+  absl::flat_hash_map<std::string, uint32_t> role_bits_;
+  std::vector<absl::TimeZone> zones_;
+  std::vector<std::unique_ptr<IpSet>> ip_sets_;
+  absl::flat_hash_set<std::string> sensitive_;  // attribute paths
+  size_t memory_bytes_ = 0;
+};
+
+}  // namespace pdp::engine
+
+#endif  // PDP_ENGINE_POLICY_IMPL_H_
