@@ -119,7 +119,6 @@ CompileResult Compiler::Run() {
     Error("", "name", "must be 1-128 characters of [A-Za-z0-9._-]");
   }
   p.name_ = rule_set_.name();
-  p.version_ = options_.version;
 
   const std::string algorithm =
       absl::StrReplaceAll(Lower(rule_set_.combining_algorithm()), {{"_", "-"}});
@@ -159,7 +158,9 @@ CompileResult Compiler::Run() {
     });
   }
 
+  // Compile in file order so errors come out in file order.
   absl::flat_hash_map<std::string, int> first_index;
+  std::vector<CompiledRule> by_file(n);
   for (int i = 0; i < n; ++i) {
     const std::string& id = rule_set_.rules(i).id();
     auto [it, inserted] = first_index.emplace(id, i);
@@ -167,11 +168,8 @@ CompileResult Compiler::Run() {
       Error(id, absl::StrCat("rules[", i, "].id"),
             absl::StrCat("duplicate id; first used by rules[", it->second, "]"));
     }
+    CompileRule(i, rule_set_.rules(i), &by_file[i]);
   }
-
-  // Compile in file order so errors come out in file order.
-  std::vector<CompiledRule> by_file(n);
-  for (int i = 0; i < n; ++i) CompileRule(i, rule_set_.rules(i), &by_file[i]);
   if (!result_.errors.empty()) return std::move(result_);
 
   std::vector<const v1::Rule*> by_rank;
@@ -182,7 +180,8 @@ CompileResult Compiler::Run() {
   }
   BuildIndex(by_rank);
   p.memory_bytes_ = EstimateMemory();
-  result_.policy = std::make_shared<const Policy>(std::move(policy_));
+  result_.policy = std::make_shared<const Policy>(
+      std::shared_ptr<const PolicyImpl>(std::move(policy_)), options_.version);
   return std::move(result_);
 }
 

@@ -18,16 +18,21 @@
 
 namespace pdp::engine {
 
-Policy::Policy(std::unique_ptr<const PolicyImpl> impl) : impl_(std::move(impl)) {}
+Policy::Policy(std::shared_ptr<const PolicyImpl> impl, int64_t version)
+    : impl_(std::move(impl)), version_(version) {}
 Policy::~Policy() = default;
 const std::string& Policy::name() const { return impl_->name_; }
-int64_t Policy::version() const { return impl_->version_; }
+int64_t Policy::version() const { return version_; }
+std::shared_ptr<const Policy> Policy::WithVersion(int64_t version) const {
+  return std::make_shared<const Policy>(impl_, version);
+}
 size_t Policy::rule_count() const { return impl_->rules_.size(); }
 size_t Policy::memory_bytes() const { return impl_->memory_bytes_; }
 
 void Policy::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
                       v1::AuthorizeResponse* response) const {
   impl_->Evaluate(request, now, response);
+  response->set_rule_set_version(version_);
 }
 
 void SetIndeterminate(std::string_view reason, v1::AuthorizeResponse* response) {
@@ -428,7 +433,6 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
                           v1::AuthorizeResponse* response) const {
   response->Clear();
   response->set_rule_set(name_);
-  response->set_rule_set_version(version_);
   if (std::optional<std::string> error = ValidateRequest(request)) {
     SetIndeterminate(absl::StrCat("invalid request: ", *error), response);
     return;

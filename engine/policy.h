@@ -29,10 +29,14 @@ class PolicyImpl;
 
 class Policy {
  public:
-  explicit Policy(std::unique_ptr<const PolicyImpl> impl);
+  Policy(std::shared_ptr<const PolicyImpl> impl, int64_t version);
   ~Policy();
   Policy(const Policy&) = delete;
   Policy& operator=(const Policy&) = delete;
+
+  // The same compiled rules under another version number, sharing the
+  // structure (a put compiles before the store assigns the number).
+  std::shared_ptr<const Policy> WithVersion(int64_t version) const;
 
   const std::string& name() const;
   int64_t version() const;
@@ -47,7 +51,8 @@ class Policy {
                 v1::AuthorizeResponse* response) const;
 
  private:
-  std::unique_ptr<const PolicyImpl> impl_;
+  std::shared_ptr<const PolicyImpl> impl_;
+  int64_t version_;
 };
 
 // Fills `response` with an INDETERMINATE decision and `reason`, for callers

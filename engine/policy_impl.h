@@ -156,7 +156,6 @@ class PolicyImpl {
                 v1::AuthorizeResponse* response) const;
 
   std::string name_;
-  int64_t version_ = 0;
   Algorithm algorithm_ = Algorithm::kDenyOverrides;
   std::vector<CompiledRule> rules_;  // by rank
   TypeIndex index_;

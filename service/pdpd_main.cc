@@ -1,0 +1,198 @@
+// pdpd: the policy decision point server.
+//
+// Opens the SQLite store, compiles every active rule set (refusing to start
+// if one no longer compiles), optionally bootstraps a rule set from a file,
+// and serves pdp.v1.Authorization, pdp.v1.Admin, grpc.health.v1 and server
+// reflection over mutual TLS. SIGTERM or SIGINT shuts down gracefully:
+// in-flight calls finish, new ones are refused.
+//
+// Tested end to end by tests/integration_test.cc.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "engine/rule_set_io.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "service/access.h"
+#include "service/log.h"
+#include "service/registry.h"
+#include "service/rule_set_manager.h"
+#include "service/services.h"
+#include "service/store.h"
+#include "service/tls.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "Address to serve on (host:port; port 0 picks a free one).");
+ABSL_FLAG(std::string, db, "pdp.db", "SQLite database file (created 0600 if absent).");
+ABSL_FLAG(std::string, tls_cert, "", "Server certificate chain (PEM).");
+ABSL_FLAG(std::string, tls_key, "", "Server private key (PEM).");
+ABSL_FLAG(std::string, tls_ca, "", "CA bundle (PEM) that signs client certificates.");
+ABSL_FLAG(int, cert_refresh_seconds, 60,
+          "How often certificate, key and CA files are re-read (rotation).");
+ABSL_FLAG(bool, insecure, false,
+          "Serve plaintext with no client authentication; every caller is an admin. "
+          "For local experiments only.");
+ABSL_FLAG(std::vector<std::string>, admin_identities, {},
+          "Client identities (URI SAN, else DNS SAN, else CN) with the admin role; "
+          "a trailing '*' matches a prefix.");
+ABSL_FLAG(std::vector<std::string>, gateway_identities, {},
+          "Client identities with the gateway role (may call Authorize only).");
+ABSL_FLAG(std::string, default_rule_set, "default",
+          "Rule set used when a request names none.");
+ABSL_FLAG(std::string, bootstrap_rule_set, "",
+          "Rule-set JSON file to store and activate at startup if its set has no "
+          "active version yet (never overwrites).");
+ABSL_FLAG(std::string, port_file, "", "Write the bound port to this file once serving.");
+ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest request message accepted.");
+ABSL_FLAG(int, shutdown_grace_seconds, 5, "How long in-flight calls may finish on SIGTERM.");
+
+namespace pdp::service {
+namespace {
+
+absl::Status Bootstrap(const std::string& path, const PolicyRegistry& registry,
+                       RuleSetManager& manager) {
+  auto rule_set = engine::ReadRuleSetFile(path);
+  if (!rule_set.ok()) return rule_set.status();
+  if (registry.Find(rule_set->name())) {
+    LogInfo("bootstrap: rule set '%s' already active; %s not applied", rule_set->name(), path);
+    return absl::OkStatus();
+  }
+  v1::PutRuleSetRequest request;
+  *request.mutable_rule_set() = *std::move(rule_set);
+  request.set_comment(absl::StrCat("bootstrap from ", path));
+  request.set_expected_version(-1);
+  auto result = manager.Put(request, "pdpd-bootstrap");
+  if (!result.ok()) {
+    return absl::Status(result.status().code(),
+                        absl::StrCat("bootstrap ", path, ": ", result.status().message()));
+  }
+  LogInfo("bootstrap: stored and activated '%s' version %d (%d rules) from %s",
+          result->version().rule_set(), result->version().version(), result->rule_count(),
+          path);
+  return absl::OkStatus();
+}
+
+absl::Status WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return absl::UnavailableError(absl::StrCat(tmp, ": cannot write"));
+    out << port << "\n";
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat(path, ": cannot rename"));
+  }
+  return absl::OkStatus();
+}
+
+int Run() {
+  // Signals are taken by a dedicated thread; block them everywhere else
+  // before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const bool insecure = absl::GetFlag(FLAGS_insecure);
+  const TlsFiles tls{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                     absl::GetFlag(FLAGS_tls_ca)};
+  if (insecure) {
+    LogWarning("*** --insecure: plaintext, NO client authentication, every caller is an "
+               "ADMIN. Never use this outside a local experiment. ***");
+  } else if (absl::Status s = CheckTlsFiles(tls); !s.ok()) {
+    LogError("TLS: %s", s.message());
+    return 2;
+  }
+  const auto admins = absl::GetFlag(FLAGS_admin_identities);
+  const auto gateways = absl::GetFlag(FLAGS_gateway_identities);
+  if (!insecure && admins.empty() && gateways.empty()) {
+    LogWarning("no --admin_identities or --gateway_identities: every caller will be refused");
+  }
+
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(absl::GetFlag(FLAGS_db));
+  if (!store.ok()) {
+    LogError("store %s: %s", absl::GetFlag(FLAGS_db), store.status().message());
+    return 2;
+  }
+  PolicyRegistry registry;
+  RuleSetManager manager(store->get(), &registry);
+  if (absl::Status s = manager.LoadAll(); !s.ok()) {
+    LogError("%s", s.message());
+    return 2;
+  }
+  LogInfo("loaded %d active rule set(s) from %s", registry.size(), absl::GetFlag(FLAGS_db));
+  if (const std::string path = absl::GetFlag(FLAGS_bootstrap_rule_set); !path.empty()) {
+    if (absl::Status s = Bootstrap(path, registry, manager); !s.ok()) {
+      LogError("%s", s.message());
+      return 2;
+    }
+  }
+
+  AccessPolicy access(admins, gateways, insecure);
+  AuthorizationService authorization(&access, &registry, absl::GetFlag(FLAGS_default_rule_set));
+  AdminService admin(&access, &manager);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(
+      absl::GetFlag(FLAGS_listen),
+      insecure ? grpc::InsecureServerCredentials()
+               : MakeServerCredentials(tls, absl::GetFlag(FLAGS_cert_refresh_seconds)),
+      &port);
+  builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder.RegisterService(&authorization);
+  builder.RegisterService(&admin);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    LogError("cannot listen on %s", absl::GetFlag(FLAGS_listen));
+    return 2;
+  }
+  LogInfo("pdpd serving on port %d (%s); admins [%s], gateways [%s], default rule set '%s'",
+          port, insecure ? "INSECURE plaintext" : "mTLS", absl::StrJoin(admins, ", "),
+          absl::StrJoin(gateways, ", "), absl::GetFlag(FLAGS_default_rule_set));
+  if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
+    if (absl::Status s = WritePortFile(path, port); !s.ok()) LogError("%s", s.message());
+  }
+
+  std::thread signal_thread([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    LogInfo("signal %d: shutting down (grace %ds)", signal,
+            absl::GetFlag(FLAGS_shutdown_grace_seconds));
+    server->GetHealthCheckService()->SetServingStatus(false);
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
+  });
+  server->Wait();
+  signal_thread.join();
+  LogInfo("pdpd stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace pdp::service
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "pdpd: policy decision point server.\n"
+      "  pdpd --tls_cert=server.pem --tls_key=server.key --tls_ca=ca.pem \\\n"
+      "       --admin_identities=spiffe://pdp.local/admin/* \\\n"
+      "       --gateway_identities=spiffe://pdp.local/gateway/* --db=pdp.db");
+  absl::ParseCommandLine(argc, argv);
+  return pdp::service::Run();
+}

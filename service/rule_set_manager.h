@@ -1,0 +1,55 @@
+// RuleSetManager: every rule-set change, in the order compile -> persist ->
+// swap, so that what is served is always what is stored.
+//
+// A put is compiled first (off the request path, on the caller's thread);
+// only a set that compiles is written to the store, in one transaction; only
+// a committed version is swapped into the registry. Changes are serialized
+// by one mutex so the registry's order equals the store's commit order.
+//
+// Thread-safe. Tested by tests/service_test.cc and the integration tests.
+#ifndef PDP_SERVICE_RULE_SET_MANAGER_H_
+#define PDP_SERVICE_RULE_SET_MANAGER_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/compiler.h"
+#include "pdp/v1/admin.pb.h"
+#include "service/registry.h"
+#include "service/store.h"
+
+namespace pdp::service {
+
+class RuleSetManager {
+ public:
+  RuleSetManager(Store* store, PolicyRegistry* registry,
+                 engine::CompileOptions options = {})
+      : store_(store), registry_(registry), options_(options) {}
+
+  // Compiles every active version in the store into the registry. Fails,
+  // naming the set and its errors, if any no longer compiles: serving a
+  // subset of the rules would be worse than not starting.
+  absl::Status LoadAll();
+
+  absl::StatusOr<v1::PutRuleSetResponse> Put(const v1::PutRuleSetRequest& request,
+                                             const std::string& author);
+  absl::StatusOr<v1::VersionInfo> Activate(const std::string& name, int64_t version);
+  absl::Status Delete(const std::string& name);
+
+  absl::StatusOr<v1::GetRuleSetResponse> Get(const std::string& name, int64_t version);
+  absl::StatusOr<std::vector<v1::VersionInfo>> List();
+  absl::StatusOr<std::vector<v1::VersionInfo>> Versions(const std::string& name);
+
+ private:
+  Store* const store_;
+  PolicyRegistry* const registry_;
+  const engine::CompileOptions options_;
+  absl::Mutex mu_;  // serializes changes
+};
+
+}  // namespace pdp::service
+
+#endif  // PDP_SERVICE_RULE_SET_MANAGER_H_

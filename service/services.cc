@@ -1,0 +1,199 @@
+// Authorization and Admin gRPC services; see services.h.
+#include "service/services.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/policy.h"
+#include "service/log.h"
+
+namespace pdp::service {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+namespace {
+
+grpc::Status Refused(const Caller& caller, const char* what) {
+  return grpc::Status(
+      grpc::StatusCode::PERMISSION_DENIED,
+      caller.identity.empty()
+          ? absl::StrCat("no verified client identity may ", what)
+          : absl::StrCat("identity '", caller.identity, "' (role ", RoleName(caller.role),
+                         ") may not ", what));
+}
+
+}  // namespace
+
+void AuthorizationService::Decide(const v1::AuthorizeRequest& request,
+                                  v1::AuthorizeResponse* response) const {
+  const std::string& name = request.rule_set().empty() ? default_rule_set_ : request.rule_set();
+  std::shared_ptr<const engine::Policy> policy = registry_->Find(name);
+  if (!policy) {
+    response->Clear();
+    response->set_rule_set(name);
+    engine::SetIndeterminate(
+        absl::StrCat("rule set '", name, "' is not loaded; nothing can be permitted"),
+        response);
+    return;
+  }
+  policy->Evaluate(request, absl::Now(), response);
+}
+
+grpc::ServerUnaryReactor* AuthorizationService::Authorize(
+    grpc::CallbackServerContext* context, const v1::AuthorizeRequest* request,
+    v1::AuthorizeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const Caller caller = access_->Identify(*context);
+  if (!AccessPolicy::MayAuthorize(caller.role)) {
+    reactor->Finish(Refused(caller, "call Authorize"));
+    return reactor;
+  }
+  Decide(*request, response);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AuthorizationService::BatchAuthorize(
+    grpc::CallbackServerContext* context, const v1::BatchAuthorizeRequest* request,
+    v1::BatchAuthorizeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const Caller caller = access_->Identify(*context);
+  if (!AccessPolicy::MayAuthorize(caller.role)) {
+    reactor->Finish(Refused(caller, "call BatchAuthorize"));
+    return reactor;
+  }
+  if (request->requests_size() > kMaxBatchRequests) {
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("requests: ", request->requests_size(), " requests; the limit is ",
+                     kMaxBatchRequests)));
+    return reactor;
+  }
+  response->mutable_responses()->Reserve(request->requests_size());
+  for (const v1::AuthorizeRequest& item : request->requests()) {
+    Decide(item, response->add_responses());
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+Worker::Worker() : thread_([this] { Loop(); }) {}
+
+Worker::~Worker() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+void Worker::Post(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    tasks_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+}
+
+void Worker::Loop() {
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;
+      task = std::move(tasks_.front());
+      tasks_.pop_front();
+    }
+    task();
+  }
+}
+
+grpc::ServerUnaryReactor* AdminService::Run(
+    grpc::CallbackServerContext* context, const char* method,
+    std::function<absl::Status(const Caller&)> work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Caller caller = access_->Identify(*context);
+  if (!AccessPolicy::MayAdminister(caller.role)) {
+    LogWarning("refused Admin.%s from '%s' (role %s)", method, caller.identity,
+               RoleName(caller.role));
+    reactor->Finish(Refused(caller, absl::StrCat("call Admin.", method).c_str()));
+    return reactor;
+  }
+  worker_.Post([reactor, method, caller = std::move(caller), work = std::move(work)] {
+    absl::Status status = work(caller);
+    LogInfo("Admin.%s by '%s': %s", method, caller.identity,
+            status.ok() ? "OK" : std::string(absl::StatusCodeToString(status.code())));
+    reactor->Finish(ToGrpcStatus(status));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::PutRuleSet(grpc::CallbackServerContext* context,
+                                                   const v1::PutRuleSetRequest* request,
+                                                   v1::PutRuleSetResponse* response) {
+  return Run(context, "PutRuleSet", [this, request, response](const Caller& caller) {
+    auto result = manager_->Put(*request, caller.identity);
+    if (!result.ok()) return result.status();
+    *response = *std::move(result);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* AdminService::GetRuleSet(grpc::CallbackServerContext* context,
+                                                   const v1::GetRuleSetRequest* request,
+                                                   v1::GetRuleSetResponse* response) {
+  return Run(context, "GetRuleSet", [this, request, response](const Caller&) {
+    auto result = manager_->Get(request->name(), request->version());
+    if (!result.ok()) return result.status();
+    *response = *std::move(result);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* AdminService::ListRuleSets(grpc::CallbackServerContext* context,
+                                                     const v1::ListRuleSetsRequest* request,
+                                                     v1::ListRuleSetsResponse* response) {
+  return Run(context, "ListRuleSets", [this, response](const Caller&) {
+    auto result = manager_->List();
+    if (!result.ok()) return result.status();
+    for (auto& info : *result) *response->add_rule_sets() = std::move(info);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* AdminService::ListVersions(grpc::CallbackServerContext* context,
+                                                     const v1::ListVersionsRequest* request,
+                                                     v1::ListVersionsResponse* response) {
+  return Run(context, "ListVersions", [this, request, response](const Caller&) {
+    auto result = manager_->Versions(request->name());
+    if (!result.ok()) return result.status();
+    for (auto& info : *result) *response->add_versions() = std::move(info);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* AdminService::ActivateVersion(
+    grpc::CallbackServerContext* context, const v1::ActivateVersionRequest* request,
+    v1::ActivateVersionResponse* response) {
+  return Run(context, "ActivateVersion", [this, request, response](const Caller&) {
+    auto result = manager_->Activate(request->name(), request->version());
+    if (!result.ok()) return result.status();
+    *response->mutable_version() = *std::move(result);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* AdminService::DeleteRuleSet(grpc::CallbackServerContext* context,
+                                                      const v1::DeleteRuleSetRequest* request,
+                                                      v1::DeleteRuleSetResponse*) {
+  return Run(context, "DeleteRuleSet", [this, request](const Caller&) {
+    return manager_->Delete(request->name());
+  });
+}
+
+}  // namespace pdp::service
