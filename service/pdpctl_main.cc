@@ -1,0 +1,289 @@
+// pdpctl: the admin and support CLI for pdpd.
+//
+//   pdpctl validate FILE...                 compile rule-set files offline
+//   pdpctl push FILE [--comment=..] [--expected_version=N] [--validate_only]
+//   pdpctl get NAME [--version=N]           print a stored version as JSON
+//   pdpctl list                             active version of every set
+//   pdpctl history NAME                     every version, newest first
+//   pdpctl rollback NAME VERSION            activate a stored version
+//   pdpctl delete NAME                      stop serving a set (history kept)
+//   pdpctl authorize [FILE|-] [--explain] [--rules=FILE]
+//                                           decide a JSON AuthorizeRequest,
+//                                           on the server or offline
+//
+// Connects with the same certificate files as any client (--ca, --cert,
+// --key). Exit status: 0 success, 1 failure (printed), 2 usage error.
+// Tested by tests/integration_test.cc.
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/compiler.h"
+#include "engine/rule_set_io.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+#include "pdp/v1/admin.grpc.pb.h"
+#include "pdp/v1/authorization.grpc.pb.h"
+#include "service/tls.h"
+
+ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "pdpd address.");
+ABSL_FLAG(std::string, ca, ".dev/certs/ca.pem", "CA bundle that signs the server (PEM).");
+ABSL_FLAG(std::string, cert, ".dev/certs/admin.pem", "Client certificate (PEM).");
+ABSL_FLAG(std::string, key, ".dev/certs/admin.key", "Client private key (PEM).");
+ABSL_FLAG(bool, insecure, false, "Plaintext, for a server started with --insecure.");
+ABSL_FLAG(int, timeout_seconds, 30, "Deadline of each call.");
+ABSL_FLAG(std::string, comment, "", "push: comment stored with the version.");
+ABSL_FLAG(int64_t, expected_version, 0,
+          "push: succeed only if this is the active version (-1: the set must be new).");
+ABSL_FLAG(bool, validate_only, false, "push: validate and compile on the server only.");
+ABSL_FLAG(int64_t, version, 0, "get: version to fetch (0 = active).");
+ABSL_FLAG(bool, explain, false, "authorize: include the trace of candidate rules.");
+ABSL_FLAG(std::string, rules, "",
+          "authorize: decide offline against this rule-set file instead of the server.");
+
+namespace pdp {
+namespace {
+
+constexpr int kOk = 0, kFailed = 1, kUsage = 2;
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+int Fail(const std::string& message) {
+  std::cerr << "pdpctl: " << message << "\n";
+  return kFailed;
+}
+
+int FailRpc(const grpc::Status& status) {
+  return Fail(absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())), ": ",
+                           status.error_message()));
+}
+
+class Client {
+ public:
+  static absl::StatusOr<Client> Connect() {
+    std::shared_ptr<grpc::ChannelCredentials> credentials;
+    if (absl::GetFlag(FLAGS_insecure)) {
+      credentials = grpc::InsecureChannelCredentials();
+    } else {
+      auto tls = service::MakeClientCredentials(
+          {absl::GetFlag(FLAGS_cert), absl::GetFlag(FLAGS_key), absl::GetFlag(FLAGS_ca)});
+      if (!tls.ok()) return tls.status();
+      credentials = *tls;
+    }
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(256 << 20);
+    return Client(grpc::CreateCustomChannel(absl::GetFlag(FLAGS_addr), credentials, args));
+  }
+
+  std::unique_ptr<grpc::ClientContext> Context() const {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(absl::GetFlag(FLAGS_timeout_seconds)));
+    return context;
+  }
+
+  v1::Admin::Stub& admin() { return *admin_; }
+  v1::Authorization::Stub& authorization() { return *authorization_; }
+
+ private:
+  explicit Client(std::shared_ptr<grpc::Channel> channel)
+      : admin_(v1::Admin::NewStub(channel)), authorization_(v1::Authorization::NewStub(channel)) {}
+  std::unique_ptr<v1::Admin::Stub> admin_;
+  std::unique_ptr<v1::Authorization::Stub> authorization_;
+};
+
+int Validate(const std::vector<std::string>& files) {
+  if (files.empty()) return Fail("validate needs at least one FILE");
+  int status = kOk;
+  for (const std::string& file : files) {
+    auto rule_set = engine::ReadRuleSetFile(file);
+    if (!rule_set.ok()) {
+      std::cerr << rule_set.status().message() << "\n";
+      status = kFailed;
+      continue;
+    }
+    engine::CompileResult compiled = engine::Compile(*rule_set);
+    if (!compiled.ok()) {
+      std::cerr << file << ": " << compiled.ToStatus().message() << "\n";
+      status = kFailed;
+      continue;
+    }
+    std::cout << file << ": ok, rule set '" << rule_set->name() << "', "
+              << compiled.policy->rule_count() << " rules\n";
+  }
+  return status;
+}
+
+template <typename Request, typename Response, typename Method>
+int Call(Client& client, Method method, const Request& request, Response* response) {
+  auto context = client.Context();
+  grpc::Status status = method(context.get(), request, response);
+  if (!status.ok()) return FailRpc(status);
+  return kOk;
+}
+
+absl::StatusOr<std::string> ReadInput(const std::string& path) {
+  if (path.empty() || path == "-") {
+    std::stringstream buffer;
+    buffer << std::cin.rdbuf();
+    return buffer.str();
+  }
+  return service::ReadFile(path);
+}
+
+int Authorize(const std::vector<std::string>& args) {
+  auto json = ReadInput(args.empty() ? "-" : args[0]);
+  if (!json.ok()) return Fail(std::string(json.status().message()));
+  v1::AuthorizeRequest request;
+  auto parsed = google::protobuf::util::JsonStringToMessage(*json, &request);
+  if (!parsed.ok()) return Fail(absl::StrCat("request JSON: ", parsed.message().as_string()));
+  if (absl::GetFlag(FLAGS_explain)) request.set_explain(true);
+  v1::AuthorizeResponse response;
+  if (const std::string rules = absl::GetFlag(FLAGS_rules); !rules.empty()) {
+    auto rule_set = engine::ReadRuleSetFile(rules);
+    if (!rule_set.ok()) return Fail(std::string(rule_set.status().message()));
+    engine::CompileResult compiled = engine::Compile(*rule_set);
+    if (!compiled.ok()) return Fail(std::string(compiled.ToStatus().message()));
+    compiled.policy->Evaluate(request, absl::Now(), &response);
+  } else {
+    auto client = Client::Connect();
+    if (!client.ok()) return Fail(std::string(client.status().message()));
+    if (int rc = Call(*client,
+                      [&](grpc::ClientContext* c, const v1::AuthorizeRequest& r,
+                          v1::AuthorizeResponse* out) {
+                        return client->authorization().Authorize(c, r, out);
+                      },
+                      request, &response);
+        rc != kOk) {
+      return rc;
+    }
+  }
+  std::cout << ToJson(response) << "\n";
+  return kOk;
+}
+
+int Usage() {
+  std::cerr << absl::ProgramUsageMessage() << "\n";
+  return kUsage;
+}
+
+int Main(const std::vector<std::string>& positional) {
+  if (positional.empty()) return Usage();
+  const std::string& command = positional[0];
+  const std::vector<std::string> args(positional.begin() + 1, positional.end());
+  if (command == "validate") return Validate(args);
+  if (command == "authorize") return Authorize(args);
+
+  auto connected = Client::Connect();
+  if (!connected.ok()) return Fail(std::string(connected.status().message()));
+  Client& client = *connected;
+  v1::Admin::Stub& admin = client.admin();
+  auto context = client.Context();
+
+  auto need = [&](size_t n, const char* usage) {
+    if (args.size() != n) {
+      std::cerr << "usage: pdpctl " << usage << "\n";
+      return false;
+    }
+    return true;
+  };
+  grpc::Status status;
+  if (command == "push") {
+    if (!need(1, "push FILE [--comment=TEXT] [--expected_version=N] [--validate_only]")) {
+      return kUsage;
+    }
+    auto rule_set = engine::ReadRuleSetFile(args[0]);
+    if (!rule_set.ok()) return Fail(std::string(rule_set.status().message()));
+    v1::PutRuleSetRequest request;
+    *request.mutable_rule_set() = *std::move(rule_set);
+    request.set_comment(absl::GetFlag(FLAGS_comment));
+    request.set_expected_version(absl::GetFlag(FLAGS_expected_version));
+    request.set_validate_only(absl::GetFlag(FLAGS_validate_only));
+    v1::PutRuleSetResponse response;
+    status = admin.PutRuleSet(context.get(), request, &response);
+    if (status.ok()) std::cout << ToJson(response) << "\n";
+  } else if (command == "get") {
+    if (!need(1, "get NAME [--version=N]")) return kUsage;
+    v1::GetRuleSetRequest request;
+    request.set_name(args[0]);
+    request.set_version(absl::GetFlag(FLAGS_version));
+    v1::GetRuleSetResponse response;
+    status = admin.GetRuleSet(context.get(), request, &response);
+    if (status.ok()) std::cout << ToJson(response) << "\n";
+  } else if (command == "list") {
+    if (!need(0, "list")) return kUsage;
+    v1::ListRuleSetsResponse response;
+    status = admin.ListRuleSets(context.get(), v1::ListRuleSetsRequest(), &response);
+    if (status.ok()) std::cout << ToJson(response) << "\n";
+  } else if (command == "history") {
+    if (!need(1, "history NAME")) return kUsage;
+    v1::ListVersionsRequest request;
+    request.set_name(args[0]);
+    v1::ListVersionsResponse response;
+    status = admin.ListVersions(context.get(), request, &response);
+    if (status.ok()) std::cout << ToJson(response) << "\n";
+  } else if (command == "rollback") {
+    int64_t version = 0;
+    if (!need(2, "rollback NAME VERSION")) return kUsage;
+    if (!absl::SimpleAtoi(args[1], &version) || version <= 0) {
+      std::cerr << "pdpctl: VERSION must be a positive number\n";
+      return kUsage;
+    }
+    v1::ActivateVersionRequest request;
+    request.set_name(args[0]);
+    request.set_version(version);
+    request.set_comment(absl::GetFlag(FLAGS_comment));
+    v1::ActivateVersionResponse response;
+    status = admin.ActivateVersion(context.get(), request, &response);
+    if (status.ok()) std::cout << ToJson(response) << "\n";
+  } else if (command == "delete") {
+    if (!need(1, "delete NAME")) return kUsage;
+    v1::DeleteRuleSetRequest request;
+    request.set_name(args[0]);
+    v1::DeleteRuleSetResponse response;
+    status = admin.DeleteRuleSet(context.get(), request, &response);
+    if (status.ok()) std::cout << "deleted " << args[0] << "\n";
+  } else {
+    std::cerr << "pdpctl: unknown command '" << command << "'\n";
+    return Usage();
+  }
+  return status.ok() ? kOk : FailRpc(status);
+}
+
+}  // namespace
+}  // namespace pdp
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "pdpctl COMMAND [ARGS] [FLAGS]\n"
+      "  validate FILE...          compile rule-set files offline\n"
+      "  push FILE                 store and activate a rule set (--comment, "
+      "--expected_version, --validate_only)\n"
+      "  get NAME                  print the active (or --version) rule set\n"
+      "  list                      active version of every rule set\n"
+      "  history NAME              every stored version, newest first\n"
+      "  rollback NAME VERSION     activate a stored version\n"
+      "  delete NAME               stop serving a rule set (history kept)\n"
+      "  authorize [FILE|-]        decide a JSON AuthorizeRequest (--explain; --rules=FILE "
+      "decides offline)\n"
+      "Connection: --addr, --ca, --cert, --key (defaults: the dev PKI in .dev/certs), "
+      "--insecure");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> positional(rest.begin() + 1, rest.end());
+  return pdp::Main(positional);
+}
