@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# From a fresh clone to a passing test suite: installs dependencies (apt),
+# builds everything (library, binaries, tests, benchmarks) and runs every
+# test with CTest. CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh
+cd build
+ctest --output-on-failure --timeout 600 -j2
