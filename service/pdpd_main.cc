@@ -162,6 +162,9 @@ int Run() {
     LogError("cannot listen on %s", absl::GetFlag(FLAGS_listen));
     return 2;
   }
+  for (const char* service : {"pdp.v1.Authorization", "pdp.v1.Admin"}) {
+    server->GetHealthCheckService()->SetServingStatus(service, true);
+  }
   LogInfo("pdpd serving on port %d (%s); admins [%s], gateways [%s], default rule set '%s'",
           port, insecure ? "INSECURE plaintext" : "mTLS", absl::StrJoin(admins, ", "),
           absl::StrJoin(gateways, ", "), absl::GetFlag(FLAGS_default_rule_set));
