@@ -43,9 +43,11 @@ std::optional<IpAddress> Parse(std::string_view text, bool* is_v4) {
 
 }  // namespace
 
-std::optional<IpAddress> ParseIpAddress(std::string_view text) {
+std::optional<ClientIp> ParseIpAddress(std::string_view text) {
   bool is_v4 = false;
-  return Parse(text, &is_v4);
+  std::optional<IpAddress> address = Parse(text, &is_v4);
+  if (!address) return std::nullopt;
+  return ClientIp{*address, is_v4};
 }
 
 std::optional<IpRange> ParseCidr(std::string_view text, std::string* error) {
@@ -85,7 +87,7 @@ std::optional<IpRange> ParseCidr(std::string_view text, std::string* error) {
                           " prefix");
     return std::nullopt;
   }
-  return IpRange{*address, *address | host_mask};
+  return IpRange{*address, *address | host_mask, is_v4};
 }
 
 IpSet IpSet::Build(std::vector<IpRange> ranges) {
@@ -93,8 +95,9 @@ IpSet IpSet::Build(std::vector<IpRange> ranges) {
             [](const IpRange& a, const IpRange& b) { return a.first < b.first; });
   IpSet set;
   for (const IpRange& range : ranges) {
-    if (!set.ranges_.empty()) {
-      IpRange& back = set.ranges_.back();
+    std::vector<IpRange>& family = range.written_v4 ? set.v4_ : set.v6_;
+    if (!family.empty()) {
+      IpRange& back = family.back();
       // Overlapping or adjacent (guarding the +1 against overflow).
       if (range.first <= back.last ||
           (back.last != ~static_cast<IpAddress>(0) && range.first == back.last + 1)) {
@@ -102,20 +105,27 @@ IpSet IpSet::Build(std::vector<IpRange> ranges) {
         continue;
       }
     }
-    set.ranges_.push_back(range);
+    family.push_back(range);
   }
-  set.ranges_.shrink_to_fit();
+  set.v4_.shrink_to_fit();
+  set.v6_.shrink_to_fit();
   return set;
 }
 
-bool IpSet::Contains(IpAddress address) const {
+bool IpSet::In(const std::vector<IpRange>& ranges, IpAddress address) {
   // First range whose start is > address; the candidate is the one before.
   auto it = std::upper_bound(
-      ranges_.begin(), ranges_.end(), address,
+      ranges.begin(), ranges.end(), address,
       [](IpAddress a, const IpRange& r) { return a < r.first; });
-  if (it == ranges_.begin()) return false;
+  if (it == ranges.begin()) return false;
   --it;
   return address <= it->last;
+}
+
+bool IpSet::Contains(const ClientIp& ip) const {
+  const bool mapped = (ip.address >> 32) == 0xffff;
+  if (ip.written_v4) return In(v4_, ip.address);
+  return (mapped && In(v4_, ip.address)) || In(v6_, ip.address);
 }
 
 }  // namespace pdp::engine

@@ -1,8 +1,10 @@
 // IP addresses and CIDR sets for client-IP conditions.
 //
-// Every address is held as a 128-bit IPv6 value; IPv4 is mapped into
-// ::ffff:0:0/96, so one set answers for both families and an IPv4-mapped
-// IPv6 client address matches IPv4 blocks. A set is a sorted list of
+// Every address is held as a 128-bit IPv6 value, IPv4 mapped into
+// ::ffff:0:0/96. The families stay apart as users expect: blocks written as
+// IPv4 match IPv4 clients and IPv4-mapped IPv6 clients (::ffff:10.1.2.3);
+// blocks written as IPv6 match only clients written as IPv6, so "::/0"
+// means "any IPv6 client", not everyone. Each family is a sorted list of
 // disjoint, merged [first, last] ranges: membership is a binary search, so a
 // rule with thousands of CIDRs costs O(log n), not a scan.
 //
@@ -21,12 +23,19 @@ namespace pdp::engine {
 
 using IpAddress = unsigned __int128;
 
+// A client address and the family it was written in.
+struct ClientIp {
+  IpAddress address;
+  bool written_v4;
+};
+
 // Parses a textual IPv4 or IPv6 address (no zone index, no brackets).
-std::optional<IpAddress> ParseIpAddress(std::string_view text);
+std::optional<ClientIp> ParseIpAddress(std::string_view text);
 
 struct IpRange {
   IpAddress first;
   IpAddress last;
+  bool written_v4;
 };
 
 // Parses "10.0.0.0/8", "2001:db8::/32" or a bare address. On failure
@@ -40,13 +49,15 @@ class IpSet {
   // Sorts and merges overlapping or adjacent ranges.
   static IpSet Build(std::vector<IpRange> ranges);
 
-  bool Contains(IpAddress address) const;
-  bool empty() const { return ranges_.empty(); }
-  size_t size() const { return ranges_.size(); }
-  size_t memory_bytes() const { return ranges_.capacity() * sizeof(IpRange); }
+  bool Contains(const ClientIp& ip) const;
+  size_t memory_bytes() const {
+    return (v4_.capacity() + v6_.capacity()) * sizeof(IpRange);
+  }
 
  private:
-  std::vector<IpRange> ranges_;
+  static bool In(const std::vector<IpRange>& ranges, IpAddress address);
+  std::vector<IpRange> v4_;  // blocks written as IPv4 (mapped)
+  std::vector<IpRange> v6_;  // blocks written as IPv6
 };
 
 }  // namespace pdp::engine

@@ -162,7 +162,7 @@ class RequestContext {
       const std::string& text = request_.environment().client_ip();
       if (text.empty()) {
         ip_state_ = State::kMissing;
-      } else if (std::optional<IpAddress> ip = ParseIpAddress(text)) {
+      } else if (std::optional<ClientIp> ip = ParseIpAddress(text)) {
         ip_ = *ip;
         ip_state_ = State::kOk;
       } else {
@@ -203,7 +203,10 @@ class RequestContext {
     };
     switch (ref.source) {
       case Source::kSubjectId: return string_or_missing(request_.subject().id());
-      case Source::kSubjectRoles: return AttrValue::FromStrings(request_.subject().roles());
+      case Source::kSubjectRoles:
+        return request_.subject().roles().empty()
+                   ? AttrValue::Missing()
+                   : AttrValue::FromStrings(request_.subject().roles());
       case Source::kResourceId: return string_or_missing(request_.resource().id());
       case Source::kResourceType: return string_or_missing(request_.resource().type());
       case Source::kAction: return string_or_missing(request_.action());
@@ -221,7 +224,13 @@ class RequestContext {
     if (location_state_ != State::kUnparsed) return;
     const v1::Location& loc = request_.environment().location();
     if (loc.country().empty()) {
-      location_state_ = State::kMissing;
+      if (loc.region().empty()) {
+        location_state_ = State::kMissing;
+      } else {
+        location_state_ = State::kBad;
+        location_error_ = absl::StrCat("environment.location.region \"", loc.region(),
+                                       "\" is given without a country");
+      }
       return;
     }
     const std::string& c = loc.country();
@@ -272,7 +281,7 @@ class RequestContext {
   absl::InlinedVector<uint64_t, 4> role_words_;
   absl::InlinedVector<std::optional<LocalTime>, 4> local_;
   State ip_state_ = State::kUnparsed;
-  IpAddress ip_ = 0;
+  ClientIp ip_{0, false};
   State location_state_ = State::kUnparsed;
   char country_[2] = {0, 0};
   char region_[6] = {};
