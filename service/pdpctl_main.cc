@@ -108,7 +108,10 @@ class Client {
 };
 
 int Validate(const std::vector<std::string>& files) {
-  if (files.empty()) return Fail("validate needs at least one FILE");
+  if (files.empty()) {
+    std::cerr << "usage: pdpctl validate FILE...\n";
+    return kUsage;
+  }
   int status = kOk;
   for (const std::string& file : files) {
     auto rule_set = engine::ReadRuleSetFile(file);
@@ -189,24 +192,42 @@ int Main(const std::vector<std::string>& positional) {
   if (command == "validate") return Validate(args);
   if (command == "authorize") return Authorize(args);
 
+  // Usage is checked before any certificate is read or connection made.
+  struct Command { const char* name; size_t args; const char* usage; };
+  static constexpr Command kCommands[] = {
+      {"push", 1, "push FILE [--comment=TEXT] [--expected_version=N] [--validate_only]"},
+      {"get", 1, "get NAME [--version=N]"},
+      {"list", 0, "list"},
+      {"history", 1, "history NAME"},
+      {"rollback", 2, "rollback NAME VERSION"},
+      {"delete", 1, "delete NAME"},
+  };
+  const Command* found = nullptr;
+  for (const Command& c : kCommands) {
+    if (command == c.name) found = &c;
+  }
+  if (!found) {
+    std::cerr << "pdpctl: unknown command '" << command << "'\n";
+    return Usage();
+  }
+  if (args.size() != found->args) {
+    std::cerr << "usage: pdpctl " << found->usage << "\n";
+    return kUsage;
+  }
+  int64_t version = 0;
+  if (command == "rollback" && (!absl::SimpleAtoi(args[1], &version) || version <= 0)) {
+    std::cerr << "pdpctl: VERSION must be a positive number\n";
+    return kUsage;
+  }
+
   auto connected = Client::Connect();
   if (!connected.ok()) return Fail(std::string(connected.status().message()));
   Client& client = *connected;
   v1::Admin::Stub& admin = client.admin();
   auto context = client.Context();
 
-  auto need = [&](size_t n, const char* usage) {
-    if (args.size() != n) {
-      std::cerr << "usage: pdpctl " << usage << "\n";
-      return false;
-    }
-    return true;
-  };
   grpc::Status status;
   if (command == "push") {
-    if (!need(1, "push FILE [--comment=TEXT] [--expected_version=N] [--validate_only]")) {
-      return kUsage;
-    }
     auto rule_set = engine::ReadRuleSetFile(args[0]);
     if (!rule_set.ok()) return Fail(std::string(rule_set.status().message()));
     v1::PutRuleSetRequest request;
@@ -218,7 +239,6 @@ int Main(const std::vector<std::string>& positional) {
     status = admin.PutRuleSet(context.get(), request, &response);
     if (status.ok()) std::cout << ToJson(response) << "\n";
   } else if (command == "get") {
-    if (!need(1, "get NAME [--version=N]")) return kUsage;
     v1::GetRuleSetRequest request;
     request.set_name(args[0]);
     request.set_version(absl::GetFlag(FLAGS_version));
@@ -226,24 +246,16 @@ int Main(const std::vector<std::string>& positional) {
     status = admin.GetRuleSet(context.get(), request, &response);
     if (status.ok()) std::cout << ToJson(response) << "\n";
   } else if (command == "list") {
-    if (!need(0, "list")) return kUsage;
     v1::ListRuleSetsResponse response;
     status = admin.ListRuleSets(context.get(), v1::ListRuleSetsRequest(), &response);
     if (status.ok()) std::cout << ToJson(response) << "\n";
   } else if (command == "history") {
-    if (!need(1, "history NAME")) return kUsage;
     v1::ListVersionsRequest request;
     request.set_name(args[0]);
     v1::ListVersionsResponse response;
     status = admin.ListVersions(context.get(), request, &response);
     if (status.ok()) std::cout << ToJson(response) << "\n";
   } else if (command == "rollback") {
-    int64_t version = 0;
-    if (!need(2, "rollback NAME VERSION")) return kUsage;
-    if (!absl::SimpleAtoi(args[1], &version) || version <= 0) {
-      std::cerr << "pdpctl: VERSION must be a positive number\n";
-      return kUsage;
-    }
     v1::ActivateVersionRequest request;
     request.set_name(args[0]);
     request.set_version(version);
@@ -252,15 +264,11 @@ int Main(const std::vector<std::string>& positional) {
     status = admin.ActivateVersion(context.get(), request, &response);
     if (status.ok()) std::cout << ToJson(response) << "\n";
   } else if (command == "delete") {
-    if (!need(1, "delete NAME")) return kUsage;
     v1::DeleteRuleSetRequest request;
     request.set_name(args[0]);
     v1::DeleteRuleSetResponse response;
     status = admin.DeleteRuleSet(context.get(), request, &response);
     if (status.ok()) std::cout << "deleted " << args[0] << "\n";
-  } else {
-    std::cerr << "pdpctl: unknown command '" << command << "'\n";
-    return Usage();
   }
   return status.ok() ? kOk : FailRpc(status);
 }
