@@ -829,7 +829,16 @@ TEST_F(PdpdTest, HotSwapUnderLoadIsAtomic) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      auto stub = pdpd_.AuthorizationStub("gateway");
+      // Connection setup is not what this test is about: on a loaded
+      // machine a first TLS handshake can be slow, so every client is
+      // connected before its load starts.
+      std::shared_ptr<grpc::Channel> channel = pdpd_.Channel("gateway");
+      if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30))) {
+        report(absl::StrCat("thread ", t, ": could not connect within 30 s"));
+        started.count_down();
+        return;
+      }
+      auto stub = v1::Authorization::NewStub(channel);
       std::set<int64_t> versions;
       int64_t last_version = 0;
       for (int i = 0; i < kCallsPerThread; ++i) {
