@@ -10,6 +10,7 @@
 //   pdpctl authorize [FILE|-] [--explain] [--rules=FILE]
 //                                           decide a JSON AuthorizeRequest,
 //                                           on the server or offline
+//   pdpctl health [SERVICE]                 exit 0 when SERVING
 //
 // Connects with the same certificate files as any client (--ca, --cert,
 // --key). Exit status: 0 success, 1 failure (printed), 2 usage error.
@@ -32,6 +33,7 @@
 #include "grpcpp/grpcpp.h"
 #include "pdp/v1/admin.grpc.pb.h"
 #include "pdp/v1/authorization.grpc.pb.h"
+#include "service/health_client.h"
 #include "service/tls.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "pdpd address.");
@@ -98,11 +100,15 @@ class Client {
   }
 
   v1::Admin::Stub& admin() { return *admin_; }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
   v1::Authorization::Stub& authorization() { return *authorization_; }
 
  private:
   explicit Client(std::shared_ptr<grpc::Channel> channel)
-      : admin_(v1::Admin::NewStub(channel)), authorization_(v1::Authorization::NewStub(channel)) {}
+      : channel_(channel),
+        admin_(v1::Admin::NewStub(channel)),
+        authorization_(v1::Authorization::NewStub(channel)) {}
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Admin::Stub> admin_;
   std::unique_ptr<v1::Authorization::Stub> authorization_;
 };
@@ -180,6 +186,24 @@ int Authorize(const std::vector<std::string>& args) {
   return kOk;
 }
 
+// Exit 0 only when the server (or the named service) is SERVING: the
+// container health check.
+int Health(const std::vector<std::string>& args) {
+  if (args.size() > 1) {
+    std::cerr << "usage: pdpctl health [SERVICE]\n";
+    return kUsage;
+  }
+  auto client = Client::Connect();
+  if (!client.ok()) return Fail(std::string(client.status().message()));
+  static constexpr const char* kNames[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
+  absl::StatusOr<service::ServingStatus> status = service::CheckHealth(
+      client->channel(), args.empty() ? "" : args[0],
+      std::chrono::system_clock::now() + std::chrono::seconds(absl::GetFlag(FLAGS_timeout_seconds)));
+  if (!status.ok()) return Fail(std::string(status.status().message()));
+  std::cout << kNames[static_cast<int>(*status)] << "\n";
+  return *status == service::ServingStatus::kServing ? kOk : kFailed;
+}
+
 int Usage() {
   std::cerr << absl::ProgramUsageMessage() << "\n";
   return kUsage;
@@ -191,6 +215,7 @@ int Main(const std::vector<std::string>& positional) {
   const std::vector<std::string> args(positional.begin() + 1, positional.end());
   if (command == "validate") return Validate(args);
   if (command == "authorize") return Authorize(args);
+  if (command == "health") return Health(args);
 
   // Usage is checked before any certificate is read or connection made.
   struct Command { const char* name; size_t args; const char* usage; };
@@ -289,6 +314,7 @@ int main(int argc, char** argv) {
       "  delete NAME               stop serving a rule set (history kept)\n"
       "  authorize [FILE|-]        decide a JSON AuthorizeRequest (--explain; --rules=FILE "
       "decides offline)\n"
+      "  health [SERVICE]          exit 0 when the server is SERVING\n"
       "Connection: --addr, --ca, --cert, --key (defaults: the dev PKI in .dev/certs), "
       "--insecure");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);

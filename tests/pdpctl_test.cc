@@ -301,6 +301,19 @@ TEST_F(PdpctlTest, AuthorizeWithGatewayCertificate) {
   EXPECT_THAT(r.out, HasSubstr("PERMIT")) << Describe(r);
 }
 
+TEST_F(PdpctlTest, HealthIsServingUntilShutdown) {
+  CommandResult r = Run("gateway", {"health"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.out, "SERVING\n") << Describe(r);
+  r = Run("gateway", {"health", "pdp.v1.Authorization"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  r = Run("gateway", {"health", "no.such.Service"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  ASSERT_EQ(pdpd_.Stop(), 0);
+  r = Run("gateway", {"health", "--timeout_seconds=2"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+}
+
 TEST_F(PdpctlTest, GatewayAndOtherIdentitiesCannotAdminister) {
   const std::string file = SourcePath("rules/examples/location.json");
   for (const char* identity : {"gateway", "other"}) {

@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "grpcpp/generic/generic_stub.h"
+#include "service/health_client.h"
 
 extern char** environ;
 
@@ -118,28 +119,10 @@ grpc::ChannelArguments ChannelArgs() {
   return args;
 }
 
-// grpc.health.v1.Health/Check with an empty HealthCheckRequest (service "");
-// true when the response is HealthCheckResponse{status: SERVING}, whose
-// encoding is field 1 varint 1.
 bool CheckHealth(const std::shared_ptr<grpc::Channel>& channel, std::chrono::milliseconds timeout) {
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + timeout);
-  grpc::Slice empty_slice("");
-  grpc::ByteBuffer request(&empty_slice, 1);
-  grpc::ByteBuffer response;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
-                 [&done](grpc::Status status) { done.set_value(status); });
-  grpc::Status status = done.get_future().get();
-  if (!status.ok()) return false;
-  std::vector<grpc::Slice> slices;
-  if (!response.Dump(&slices).ok()) return false;
-  std::string bytes;
-  for (const grpc::Slice& s : slices) {
-    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return bytes == std::string("\x08\x01", 2);
+  absl::StatusOr<service::ServingStatus> status =
+      service::CheckHealth(channel, "", std::chrono::system_clock::now() + timeout);
+  return status.ok() && *status == service::ServingStatus::kServing;
 }
 
 // Certificates older than this are made afresh (dev-certs.sh leaves last
@@ -435,6 +418,11 @@ std::unique_ptr<v1::Authorization::Stub> PdpdProcess::AuthorizationStub(
 
 std::unique_ptr<v1::Admin::Stub> PdpdProcess::AdminStub(const std::string& identity) const {
   return v1::Admin::NewStub(Channel(identity));
+}
+
+std::unique_ptr<envoy::service::auth::v3::Authorization::Stub>
+PdpdProcess::EnvoyAuthorizationStub(const std::string& identity) const {
+  return envoy::service::auth::v3::Authorization::NewStub(Channel(identity));
 }
 
 bool PdpdProcess::HealthServing(std::chrono::milliseconds timeout) const {
