@@ -2,9 +2,10 @@
 //
 // Opens the SQLite store, compiles every active rule set (refusing to start
 // if one no longer compiles), optionally bootstraps a rule set from a file,
-// and serves pdp.v1.Authorization, pdp.v1.Admin, grpc.health.v1 and server
-// reflection over mutual TLS. SIGTERM or SIGINT shuts down gracefully:
-// in-flight calls finish, new ones are refused.
+// and serves pdp.v1.Authorization, pdp.v1.Admin, Envoy's ext_authz
+// (envoy.service.auth.v3.Authorization, unless --envoy_ext_authz=false),
+// grpc.health.v1 and server reflection over mutual TLS. SIGTERM or SIGINT
+// shuts down gracefully: in-flight calls finish, new ones are refused.
 //
 // Tested end to end by tests/integration_test.cc.
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/rule_set_io.h"
@@ -26,6 +28,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "service/access.h"
+#include "service/envoy_authz.h"
 #include "service/log.h"
 #include "service/registry.h"
 #include "service/rule_set_manager.h"
@@ -58,6 +61,51 @@ ABSL_FLAG(std::string, port_file, "", "Write the bound port to this file once se
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest request message accepted.");
 ABSL_FLAG(int, shutdown_grace_seconds, 5, "How long in-flight calls may finish on SIGTERM.");
 
+// Envoy ext_authz (envoy.service.auth.v3.Authorization/Check); see
+// service/envoy_authz.h and the README's "Envoy ext_authz" section.
+ABSL_FLAG(bool, envoy_ext_authz, true,
+          "Serve envoy.service.auth.v3.Authorization/Check (Envoy ext_authz, gRPC v3) "
+          "to gateway and admin callers.");
+ABSL_FLAG(std::string, envoy_default_rule_set, "",
+          "Rule set for Check requests whose route names none; empty means --default_rule_set.");
+ABSL_FLAG(std::string, envoy_default_resource_type, "http",
+          "Resource type for Check requests whose route names none.");
+ABSL_FLAG(std::string, envoy_rule_set_key, "pdp_rule_set",
+          "context_extensions key naming the rule set.");
+ABSL_FLAG(std::string, envoy_resource_type_key, "pdp_resource_type",
+          "context_extensions key naming the resource type.");
+ABSL_FLAG(std::string, envoy_action_key, "pdp_action",
+          "context_extensions key naming the action (instead of the HTTP method).");
+ABSL_FLAG(bool, envoy_lowercase_method, true,
+          "The action is the HTTP method in lower case (\"get\"); false keeps Envoy's \"GET\".");
+ABSL_FLAG(std::vector<std::string>, envoy_header_attributes,
+          std::vector<std::string>({"user-agent", "x-request-id", "x-pdp-*"}),
+          "Request headers copied to environment attributes header.<name> (lower-case names; "
+          "a trailing '*' matches a prefix, but never authorization, cookie or pseudo-headers).");
+ABSL_FLAG(bool, envoy_trust_identity_headers, false,
+          "Take the subject from --envoy_subject_header, --envoy_roles_header and "
+          "--envoy_subject_attribute_header_prefix headers. Only when the gateway strips "
+          "these headers from every client request: otherwise anyone can claim any identity.");
+ABSL_FLAG(std::string, envoy_subject_header, "x-pdp-subject", "Trusted header: subject id.");
+ABSL_FLAG(std::string, envoy_roles_header, "x-pdp-roles",
+          "Trusted header: comma-separated roles.");
+ABSL_FLAG(std::string, envoy_subject_attribute_header_prefix, "x-pdp-subject-",
+          "Trusted headers <prefix><name>: subject attribute <name>.");
+ABSL_FLAG(bool, envoy_principal_as_subject, true,
+          "With no other subject, the source principal (the client certificate Envoy "
+          "verified) is the subject id.");
+ABSL_FLAG(bool, envoy_require_identity, false,
+          "Answer 401 (WWW-Authenticate: Bearer) when a Check request has no subject id.");
+ABSL_FLAG(std::string, envoy_add_header_to, "upstream",
+          "Where add_header obligations go: upstream (the request), client (the response) or "
+          "both.");
+ABSL_FLAG(std::vector<std::string>, envoy_passthrough_obligations, {},
+          "Obligation types other than the built-in ones that may ride on an allowed Check in "
+          "dynamic_metadata ('*': any); any other type turns a PERMIT into a 403.");
+ABSL_FLAG(bool, envoy_reason_in_body, true,
+          "Put the decision's reason in the 401/403 body sent to the client (false: a "
+          "generic text; Envoy still gets the reason).");
+
 namespace pdp::service {
 namespace {
 
@@ -82,6 +130,42 @@ absl::Status Bootstrap(const std::string& path, const PolicyRegistry& registry,
           result->version().rule_set(), result->version().version(), result->rule_count(),
           path);
   return absl::OkStatus();
+}
+
+// The ext_authz mapping from the --envoy_* flags.
+absl::StatusOr<EnvoyMapping> EnvoyMappingFromFlags() {
+  EnvoyMapping m;
+  m.default_rule_set = absl::GetFlag(FLAGS_envoy_default_rule_set);
+  m.default_resource_type = absl::GetFlag(FLAGS_envoy_default_resource_type);
+  m.rule_set_key = absl::GetFlag(FLAGS_envoy_rule_set_key);
+  m.resource_type_key = absl::GetFlag(FLAGS_envoy_resource_type_key);
+  m.action_key = absl::GetFlag(FLAGS_envoy_action_key);
+  m.lowercase_method = absl::GetFlag(FLAGS_envoy_lowercase_method);
+  m.header_attributes.clear();
+  for (const std::string& h : absl::GetFlag(FLAGS_envoy_header_attributes)) {
+    if (!h.empty()) m.header_attributes.push_back(absl::AsciiStrToLower(h));
+  }
+  m.subject_header = absl::AsciiStrToLower(absl::GetFlag(FLAGS_envoy_subject_header));
+  m.roles_header = absl::AsciiStrToLower(absl::GetFlag(FLAGS_envoy_roles_header));
+  m.subject_attribute_header_prefix =
+      absl::AsciiStrToLower(absl::GetFlag(FLAGS_envoy_subject_attribute_header_prefix));
+  m.principal_as_subject = absl::GetFlag(FLAGS_envoy_principal_as_subject);
+  m.require_identity = absl::GetFlag(FLAGS_envoy_require_identity);
+  if (!ParseAddHeaderTarget(absl::GetFlag(FLAGS_envoy_add_header_to), &m.add_header_to)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--envoy_add_header_to=", absl::GetFlag(FLAGS_envoy_add_header_to),
+                     ": must be upstream, client or both"));
+  }
+  m.passthrough_obligations = absl::GetFlag(FLAGS_envoy_passthrough_obligations);
+  m.reason_in_body = absl::GetFlag(FLAGS_envoy_reason_in_body);
+  if (absl::GetFlag(FLAGS_envoy_trust_identity_headers)) {
+    if (m.subject_header.empty()) {
+      return absl::InvalidArgumentError(
+          "--envoy_trust_identity_headers needs a non-empty --envoy_subject_header");
+    }
+    m.resolvers.push_back(std::make_shared<TrustedHeaderSubjectResolver>(m));
+  }
+  return m;
 }
 
 absl::Status WritePortFile(const std::string& path, int port) {
@@ -122,6 +206,17 @@ int Run() {
     LogWarning("no --admin_identities or --gateway_identities: every caller will be refused");
   }
 
+  absl::StatusOr<EnvoyMapping> envoy_mapping = EnvoyMappingFromFlags();
+  if (!envoy_mapping.ok()) {
+    LogError("%s", envoy_mapping.status().message());
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_envoy_trust_identity_headers)) {
+    LogWarning("--envoy_trust_identity_headers: Check takes the subject from the %s/%s headers; "
+               "the gateway must strip them from client requests",
+               envoy_mapping->subject_header, envoy_mapping->roles_header);
+  }
+
   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(absl::GetFlag(FLAGS_db));
   if (!store.ok()) {
     LogError("store %s: %s", absl::GetFlag(FLAGS_db), store.status().message());
@@ -144,6 +239,12 @@ int Run() {
   AccessPolicy access(admins, gateways, insecure);
   AuthorizationService authorization(&access, &registry, absl::GetFlag(FLAGS_default_rule_set));
   AdminService admin(&access, &manager);
+  EnvoyAuthorizationService envoy_authz(
+      &access,
+      [&authorization](const v1::AuthorizeRequest& request, v1::AuthorizeResponse* response) {
+        authorization.Decide(request, response);
+      },
+      *std::move(envoy_mapping));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -157,6 +258,7 @@ int Run() {
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.RegisterService(&authorization);
   builder.RegisterService(&admin);
+  if (absl::GetFlag(FLAGS_envoy_ext_authz)) builder.RegisterService(&envoy_authz);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     LogError("cannot listen on %s", absl::GetFlag(FLAGS_listen));
@@ -164,6 +266,9 @@ int Run() {
   }
   for (const char* service : {"pdp.v1.Authorization", "pdp.v1.Admin"}) {
     server->GetHealthCheckService()->SetServingStatus(service, true);
+  }
+  if (absl::GetFlag(FLAGS_envoy_ext_authz)) {
+    server->GetHealthCheckService()->SetServingStatus("envoy.service.auth.v3.Authorization", true);
   }
   LogInfo("pdpd serving on port %d (%s); admins [%s], gateways [%s], default rule set '%s'",
           port, insecure ? "INSECURE plaintext" : "mTLS", absl::StrJoin(admins, ", "),

@@ -429,4 +429,13 @@ bool PdpdProcess::HealthServing(std::chrono::milliseconds timeout) const {
   return CheckHealth(Channel("gateway"), timeout);
 }
 
+// ----- Added for the hardening tests (issue 4); see pdpd_process.h. -----
+
+std::shared_ptr<grpc::Channel> PdpdProcess::ChannelWithCredentials(
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials) const {
+  return grpc::CreateCustomChannel(address(), credentials, ChannelArgs());
+}
+
+// ----- End of the hardening-test additions. -----
+
 }  // namespace pdp::e2e

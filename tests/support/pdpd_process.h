@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "pdp/v1/admin.grpc.pb.h"
@@ -139,10 +140,27 @@ class PdpdProcess {
   std::shared_ptr<grpc::Channel> Channel(const std::string& identity) const;
   std::unique_ptr<v1::Authorization::Stub> AuthorizationStub(const std::string& identity) const;
   std::unique_ptr<v1::Admin::Stub> AdminStub(const std::string& identity) const;
+  // Envoy's ext_authz service (envoy.service.auth.v3.Authorization), as
+  // Envoy would call it.
+  std::unique_ptr<envoy::service::auth::v3::Authorization::Stub> EnvoyAuthorizationStub(
+      const std::string& identity) const;
 
   // grpc.health.v1.Health/Check for the server (service ""): true when the
   // answer is SERVING. Uses the gateway identity.
   bool HealthServing(std::chrono::milliseconds timeout) const;
+
+  // ----- Added for the hardening tests (issue 4: tests/crash_safety_test.cc,
+  // tests/concurrency_test.cc, tests/tls_rotation_test.cc). -----
+
+  // The running pdpd's process id (for /proc/<pid>/status), or -1.
+  pid_t pid() const { return pid_; }
+  // A channel to this pdpd with caller-supplied credentials (any client
+  // certificate, any trust roots) and the same channel arguments as
+  // Channel(): a connection of its own, quick reconnects.
+  std::shared_ptr<grpc::Channel> ChannelWithCredentials(
+      const std::shared_ptr<grpc::ChannelCredentials>& credentials) const;
+
+  // ----- End of the hardening-test additions. -----
 
  private:
   std::string work_dir_;
