@@ -112,9 +112,11 @@ grpc::ChannelArguments ChannelArgs() {
   grpc::ChannelArguments args;
   // A connection of its own per channel, so that identities never share one.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  // Reconnect quickly while polling a server that is just starting.
+  // Reconnect quickly while polling a server that is just starting. Not
+  // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC also uses it as the minimum
+  // connect timeout, and a TLS handshake on a loaded machine can take longer
+  // than a few milliseconds (the default is 20 s).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
   return args;
 }
