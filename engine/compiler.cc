@@ -62,6 +62,29 @@ std::optional<std::string> NormalizeLocationEntry(std::string_view entry) {
   return upper;
 }
 
+// An IANA zone name ("Europe/Berlin", "Etc/GMT+5"): segments of
+// [A-Za-z0-9_+-] joined by '/'. absl::LoadTimeZone also takes file paths
+// ("/etc/passwd", "../x", "file:/x"), "localtime" (the server's own zone)
+// and "Fixed/UTC+hh:mm:ss"; a rule set must not make the server open
+// arbitrary files or depend on its configuration, so those are refused.
+bool IanaZoneName(std::string_view name) {
+  if (name.empty() || name.size() > 128 || name == "localtime") return false;
+  bool segment_start = true;
+  for (char c : name) {
+    if (c == '/') {
+      if (segment_start) return false;  // leading '/' or "//"
+      segment_start = true;
+      continue;
+    }
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' &&
+        c != '+') {
+      return false;
+    }
+    segment_start = false;
+  }
+  return !segment_start;  // no trailing '/'
+}
+
 class Compiler {
  public:
   Compiler(const v1::RuleSet& rule_set, const CompileOptions& options)
@@ -306,7 +329,8 @@ void Compiler::CompileTimeWindow(const std::string& id, const std::string& path,
     auto it = zone_index_.find(window.time_zone());
     if (it == zone_index_.end()) {
       absl::TimeZone zone;
-      if (!absl::LoadTimeZone(window.time_zone(), &zone)) {
+      if (!IanaZoneName(window.time_zone()) ||
+          !absl::LoadTimeZone(window.time_zone(), &zone)) {
         Error(id, path + ".time_zone",
               absl::StrCat("unknown time zone \"", window.time_zone(), "\""));
         ok = false;

@@ -24,9 +24,14 @@ IpAddress FromBytes(const unsigned char* bytes, int n) {
 
 // Parses an address and reports whether it was written as IPv4.
 std::optional<IpAddress> Parse(std::string_view text, bool* is_v4) {
-  // inet_pton needs a NUL-terminated string; addresses are short.
+  // inet_pton needs a NUL-terminated string; addresses are short. An
+  // embedded NUL would make it read only the text before it
+  // ("10.0.0.1\0junk"), so such text is not an address.
   char buffer[64];
-  if (text.empty() || text.size() >= sizeof(buffer)) return std::nullopt;
+  if (text.empty() || text.size() >= sizeof(buffer) ||
+      text.find('\0') != std::string_view::npos) {
+    return std::nullopt;
+  }
   std::memcpy(buffer, text.data(), text.size());
   buffer[text.size()] = '\0';
   unsigned char bytes[16];

@@ -291,6 +291,29 @@ TEST(CompileTest, UnknownTimeZone) {
                     "r", "rules[0].conditions.time_windows[1].time_zone");
 }
 
+// absl::LoadTimeZone also opens file paths and knows "localtime" and
+// fixed offsets; only IANA names are time zones in a rule set.
+TEST(CompileTest, TimeZoneMustBeAnIanaName) {
+  for (const char* zone :
+       {"/usr/share/zoneinfo/UTC", "../../../usr/share/zoneinfo/UTC",
+        "file:/usr/share/zoneinfo/UTC", "Europe/../Europe/Berlin", "localtime",
+        "Fixed/UTC+01:00:00", "Europe//Berlin", "Europe/Berlin/"}) {
+    SCOPED_TRACE(zone);
+    ExpectSingleError(OneRule(absl::StrCat(R"({"time_windows": [{"start": "09:00", )"
+                                           R"("end": "17:00", "time_zone": ")",
+                                           zone, R"("}]})")),
+                      "r", "rules[0].conditions.time_windows[0].time_zone");
+  }
+  for (const char* zone : {"Etc/GMT+5", "America/Argentina/Buenos_Aires",
+                           "America/Port-au-Prince", "EST5EDT", "UTC"}) {
+    SCOPED_TRACE(zone);
+    engine::CompileResult result = CompileJson(OneRule(absl::StrCat(
+        R"({"time_windows": [{"start": "09:00", "end": "17:00", "time_zone": ")", zone,
+        R"("}]})")));
+    EXPECT_TRUE(result.ok()) << result.ToStatus();
+  }
+}
+
 TEST(CompileTest, MissingTimeZone) {
   ExpectSingleError(OneRule(R"({"time_windows": [{"start": "09:00", "end": "17:00"}]})"),
                     "r", "rules[0].conditions.time_windows[0].time_zone");

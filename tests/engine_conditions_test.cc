@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -100,6 +101,17 @@ TEST(IpAddressTest, RejectsNonAddresses) {
                            "2001:db8:::1", "gggg::1"}) {
     EXPECT_FALSE(engine::ParseIpAddress(text).has_value()) << text;
   }
+}
+
+// inet_pton stops at a NUL; the text after it must not be ignored.
+TEST(IpAddressTest, RejectsEmbeddedNul) {
+  using std::string_view_literals::operator""sv;
+  for (std::string_view text : {"10.0.0.1\0"sv, "10.0.0.1\0junk"sv, "::1\0"sv}) {
+    EXPECT_FALSE(engine::ParseIpAddress(text).has_value()) << text.size();
+  }
+  std::string error;
+  EXPECT_FALSE(engine::ParseCidr("10.0.0.0\0junk/8"sv, &error).has_value());
+  EXPECT_FALSE(error.empty());
 }
 
 TEST(ParseCidrTest, Ipv4Block) {

@@ -263,6 +263,9 @@ struct IpAddress {
 };
 
 std::optional<IpAddress> ParseIp(const std::string& text) {
+  // inet_pton reads a C string: text with a NUL in it is not an address,
+  // not the address before the NUL.
+  if (text.find('\0') != std::string::npos) return std::nullopt;
   IpAddress address;
   if (inet_pton(AF_INET, text.c_str(), address.bytes.data()) == 1) {
     address.is_v4 = true;
