@@ -12,7 +12,6 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "engine/policy.h"
 #include "engine/policy_impl.h"
 
@@ -430,10 +429,21 @@ Outcome EvalRule(const CompiledRule& rule, RequestContext& ctx, std::string* det
   return Outcome::kMatch;
 }
 
-std::string QuotedIds(const std::vector<const CompiledRule*>& rules) {
-  return absl::StrJoin(rules, ", ", [](std::string* out, const CompiledRule* r) {
-    absl::StrAppend(out, "'", r->id, "'");
-  });
+// Rules that matched or erred: rarely more than a few per request, so they
+// live on the stack.
+using RuleRefs = absl::InlinedVector<const CompiledRule*, 8>;
+
+// Writes "<verb> rule 'a'" or "<verb> rules 'a', 'b'" into `out` (the
+// response's own string) with one allocation.
+void DecidedBy(absl::string_view verb, const RuleRefs& rules, std::string* out) {
+  size_t size = verb.size() + 7;
+  for (const CompiledRule* r : rules) size += r->id.size() + 4;
+  out->clear();
+  out->reserve(size);
+  absl::StrAppend(out, verb, rules.size() > 1 ? " rules " : " rule ");
+  for (size_t i = 0; i < rules.size(); ++i) {
+    absl::StrAppend(out, i ? ", '" : "'", rules[i]->id, "'");
+  }
 }
 
 }  // namespace
@@ -471,7 +481,7 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
   }
 
   const bool explain = request.explain();
-  std::vector<const CompiledRule*> matched_permit, matched_deny, errored;
+  RuleRefs matched_permit, matched_deny, errored;
   bool errored_permit = false, errored_deny = false;
   std::string first_error;
   std::string detail;
@@ -499,9 +509,9 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
   }
 
   // Combine (README, "Combining algorithms and decisions").
-  const std::vector<const CompiledRule*>* determining = nullptr;
+  const RuleRefs* determining = nullptr;
   v1::Decision decision = v1::NOT_APPLICABLE;
-  auto decide = [&](v1::Decision d, const std::vector<const CompiledRule*>* rules) {
+  auto decide = [&](v1::Decision d, const RuleRefs* rules) {
     decision = d;
     determining = rules;
   };
@@ -537,21 +547,19 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
   }
   switch (decision) {
     case v1::PERMIT:
-      response->set_reason(absl::StrCat("permitted by rule", determining->size() > 1 ? "s " : " ",
-                                        QuotedIds(*determining)));
+      DecidedBy("permitted by", *determining, response->mutable_reason());
       break;
     case v1::DENY:
-      response->set_reason(absl::StrCat("denied by rule", determining->size() > 1 ? "s " : " ",
-                                        QuotedIds(*determining)));
+      DecidedBy("denied by", *determining, response->mutable_reason());
       break;
     case v1::INDETERMINATE:
       response->set_reason(absl::StrCat("could not decide: ", first_error));
       break;
     default:
-      response->set_reason(absl::StrCat(
-          "no rule applies to action '", request.action(), "' on resource type '",
-          request.resource().type(), "' (", candidate_count, " candidate rule",
-          candidate_count == 1 ? "" : "s", ", none matched)"));
+      absl::StrAppend(response->mutable_reason(), "no rule applies to action '",
+                      request.action(), "' on resource type '", request.resource().type(),
+                      "' (", candidate_count, " candidate rule",
+                      candidate_count == 1 ? "" : "s", ", none matched)");
       break;
   }
 }

@@ -2,21 +2,29 @@
 // both on gRPC's callback API.
 //
 // Authorization decides inline in the reactor: a decision is microseconds of
-// CPU on an immutable snapshot, with no lock held while evaluating. Admin
-// work (compile, SQLite) never runs on a reactor thread: it is handed to a
-// dedicated worker thread, which finishes the call.
+// CPU on an immutable snapshot, with no lock held while evaluating. Its hot
+// path allocates little: request and response live on a per-call arena, the
+// caller's role is read without copying its identity, and a replaced policy
+// is never freed on a reactor thread. Admin work (compile, SQLite) never
+// runs on a reactor thread either: it is handed to a dedicated worker thread
+// at a lower CPU priority, which finishes the call. bench/README.md has the
+// measurements behind each of these choices.
 //
 // Thread-safe. Tested by tests/integration_test.cc.
 #ifndef PDP_SERVICE_SERVICES_H_
 #define PDP_SERVICE_SERVICES_H_
 
 #include <condition_variable>
+#include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "google/protobuf/arena.h"
+#include "grpcpp/support/message_allocator.h"
 #include "pdp/v1/admin.grpc.pb.h"
 #include "pdp/v1/authorization.grpc.pb.h"
 #include "service/access.h"
@@ -28,11 +36,69 @@ namespace pdp::service {
 // Most requests a BatchAuthorize may carry.
 inline constexpr int kMaxBatchRequests = 1000;
 
+// Puts each call's request and response on one protobuf arena whose first
+// block lives inside the per-call holder: parsing the request (its maps,
+// strings and Values) and building the response (rule ids, reason,
+// obligation params) bump a pointer instead of calling malloc per field,
+// and the whole call is freed at once when gRPC releases it. Used by
+// AuthorizationService and, so that the floor has the same stack, by
+// bench/floor_server.cc. Thread-safe (holds no state).
+template <typename Request, typename Response, size_t kInlineBytes = 4096>
+class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Response> {
+ public:
+  grpc::MessageHolder<Request, Response>* AllocateMessages() override { return new Holder; }
+
+ private:
+  class Holder final : public grpc::MessageHolder<Request, Response> {
+   public:
+    Holder() : arena_(Options(block_)) {
+      this->set_request(google::protobuf::Arena::CreateMessage<Request>(&arena_));
+      this->set_response(google::protobuf::Arena::CreateMessage<Response>(&arena_));
+    }
+    void Release() override { delete this; }
+
+   private:
+    static google::protobuf::ArenaOptions Options(char* block) {
+      google::protobuf::ArenaOptions options;
+      options.initial_block = block;
+      options.initial_block_size = kInlineBytes;
+      options.start_block_size = kInlineBytes;
+      options.max_block_size = 64 << 10;  // batches of many requests
+      return options;
+    }
+    alignas(std::max_align_t) char block_[kInlineBytes];
+    google::protobuf::Arena arena_;  // after block_, which it uses
+  };
+};
+
+// How much lower than the decision threads background work runs (a Linux
+// nice increment for the thread): compiling and storing a pushed rule set,
+// and freeing a replaced one, yield the core to Authorize calls
+// (bench/README.md, "Updates under load").
+inline constexpr int kBackgroundNice = 10;
+
+// A single thread that runs posted tasks in order.
+class Worker {
+ public:
+  // `nice`: added to the thread's nice value (0: the process's priority).
+  explicit Worker(int nice = 0);
+  ~Worker();  // runs what is queued, then joins
+  void Post(std::function<void()> task);
+
+ private:
+  void Loop();
+  const int nice_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 class AuthorizationService final : public v1::Authorization::CallbackService {
  public:
   AuthorizationService(const AccessPolicy* access, const PolicyRegistry* registry,
-                       std::string default_rule_set)
-      : access_(access), registry_(registry), default_rule_set_(std::move(default_rule_set)) {}
+                       std::string default_rule_set);
 
   grpc::ServerUnaryReactor* Authorize(grpc::CallbackServerContext* context,
                                       const v1::AuthorizeRequest* request,
@@ -45,25 +111,24 @@ class AuthorizationService final : public v1::Authorization::CallbackService {
   void Decide(const v1::AuthorizeRequest& request, v1::AuthorizeResponse* response) const;
 
  private:
+  // One decision with `policy`, the active policy of `name` (null: not
+  // loaded).
+  static void DecideWith(const engine::Policy* policy, const std::string& name,
+                         const v1::AuthorizeRequest& request, absl::Time now,
+                         v1::AuthorizeResponse* response);
+  // Drops a reference taken for a decision. If it was the last one (the
+  // version was replaced meanwhile), the policy is freed on reaper_
+  // instead: freeing a large compiled rule set takes milliseconds, which
+  // would stall this reactor thread's other calls.
+  void Release(std::shared_ptr<const engine::Policy> policy) const;
+
   const AccessPolicy* access_;
   const PolicyRegistry* registry_;
   const std::string default_rule_set_;
-};
-
-// A single thread that runs posted tasks in order.
-class Worker {
- public:
-  Worker();
-  ~Worker();  // runs what is queued, then joins
-  void Post(std::function<void()> task);
-
- private:
-  void Loop();
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  bool stopping_ = false;
-  std::thread thread_;
+  ArenaMessageAllocator<v1::AuthorizeRequest, v1::AuthorizeResponse> authorize_allocator_;
+  ArenaMessageAllocator<v1::BatchAuthorizeRequest, v1::BatchAuthorizeResponse>
+      batch_allocator_;
+  mutable Worker reaper_{kBackgroundNice};
 };
 
 class AdminService final : public v1::Admin::CallbackService {
@@ -98,7 +163,7 @@ class AdminService final : public v1::Admin::CallbackService {
 
   const AccessPolicy* access_;
   RuleSetManager* manager_;
-  Worker worker_;
+  Worker worker_{kBackgroundNice};
 };
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
