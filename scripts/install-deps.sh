@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything needed to build and test pdp on Debian bookworm.
 #
-# Usage: scripts/install-deps.sh
+# Usage: scripts/install-deps.sh [--fuzz]
+#   --fuzz  also clang-14 and its libFuzzer / sanitizer runtimes, which only
+#           scripts/fuzz.sh needs (CI runs it; the image and the README's
+#           test command do not)
 #
 # Idempotent: when every package is already installed it does not touch apt
 # at all, so reruns take well under a second. Uses sudo only when not root.
@@ -14,6 +17,13 @@ PACKAGES=(
   libabsl-dev libre2-dev libssl-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev tzdata
 )
+FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
+
+case "${1:-}" in
+  "") ;;
+  --fuzz) PACKAGES+=("${FUZZ_PACKAGES[@]}") ;;
+  *) echo "usage: scripts/install-deps.sh [--fuzz]" >&2; exit 2 ;;
+esac
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
