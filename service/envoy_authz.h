@@ -37,6 +37,7 @@
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "pdp/v1/authorization.pb.h"
 #include "service/access.h"
+#include "service/services.h"
 
 namespace pdp::service {
 
@@ -212,7 +213,13 @@ class EnvoyAuthorizationService final
   using DecideFn = std::function<void(const v1::AuthorizeRequest&, v1::AuthorizeResponse*)>;
 
   EnvoyAuthorizationService(const AccessPolicy* access, DecideFn decide, EnvoyMapping mapping)
-      : access_(access), decide_(std::move(decide)), mapping_(std::move(mapping)) {}
+      : access_(access), decide_(std::move(decide)), mapping_(std::move(mapping)) {
+    SetMessageAllocatorFor_Check(&allocator_);
+  }
+
+  // Counts this service's calls in `tracker` (call before the server
+  // starts).
+  void TrackCalls(CallTracker* tracker) { allocator_.set_tracker(tracker); }
 
   grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* context,
                                   const ::envoy::service::auth::v3::CheckRequest* request,
@@ -228,6 +235,9 @@ class EnvoyAuthorizationService final
   const AccessPolicy* access_;
   const DecideFn decide_;
   const EnvoyMapping mapping_;
+  ArenaMessageAllocator<::envoy::service::auth::v3::CheckRequest,
+                        ::envoy::service::auth::v3::CheckResponse>
+      allocator_;
 };
 
 }  // namespace pdp::service

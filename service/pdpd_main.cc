@@ -23,11 +23,15 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "engine/rule_set_io.h"
+#include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "service/access.h"
+#include "service/call_tracker.h"
 #include "service/envoy_authz.h"
 #include "service/log.h"
 #include "service/registry.h"
@@ -246,6 +250,13 @@ int Run() {
       },
       *std::move(envoy_mapping));
 
+  // Calls in flight, for a graceful stop that does not wait for idle
+  // connections (call_tracker.h).
+  CallTracker calls;
+  authorization.TrackCalls(&calls);
+  admin.TrackCalls(&calls);
+  envoy_authz.TrackCalls(&calls);
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -280,11 +291,26 @@ int Run() {
   std::thread signal_thread([&] {
     int signal = 0;
     sigwait(&signals, &signal);
-    LogInfo("signal %d: shutting down (grace %ds)", signal,
-            absl::GetFlag(FLAGS_shutdown_grace_seconds));
+    const int grace = absl::GetFlag(FLAGS_shutdown_grace_seconds);
+    LogInfo("signal %d: shutting down (grace %ds, %d call(s) in flight)", signal, grace,
+            static_cast<int>(calls.active()));
     server->GetHealthCheckService()->SetServingStatus(false);
-    server->Shutdown(std::chrono::system_clock::now() +
-                     std::chrono::seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
+    // Stop admitting calls and connections (gRPC core; idempotent, so the
+    // Shutdown below repeats it harmlessly), let the calls in flight finish,
+    // then close the connections that are only open: Shutdown with a
+    // deadline would wait for those too, and gateways keep theirs open.
+    grpc_completion_queue* stop_queue = grpc_completion_queue_create_for_next(nullptr);
+    grpc_server_shutdown_and_notify(server->c_server(), stop_queue, nullptr);
+    if (!calls.WaitUntilIdle(absl::Now() + absl::Seconds(grace))) {
+      LogWarning("grace period over: cancelling %d call(s) still in flight",
+                 static_cast<int>(calls.active()));
+    }
+    server->Shutdown(std::chrono::system_clock::now());
+    grpc_completion_queue_shutdown(stop_queue);
+    while (grpc_completion_queue_next(stop_queue, gpr_inf_future(GPR_CLOCK_REALTIME), nullptr)
+               .type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(stop_queue);
   });
   server->Wait();
   signal_thread.join();

@@ -163,6 +163,25 @@ void Worker::Loop() {
   }
 }
 
+AdminService::AdminService(const AccessPolicy* access, RuleSetManager* manager)
+    : access_(access), manager_(manager) {
+  SetMessageAllocatorFor_PutRuleSet(&put_allocator_);
+  SetMessageAllocatorFor_GetRuleSet(&get_allocator_);
+  SetMessageAllocatorFor_ListRuleSets(&list_allocator_);
+  SetMessageAllocatorFor_ListVersions(&versions_allocator_);
+  SetMessageAllocatorFor_ActivateVersion(&activate_allocator_);
+  SetMessageAllocatorFor_DeleteRuleSet(&delete_allocator_);
+}
+
+void AdminService::TrackCalls(CallTracker* tracker) {
+  put_allocator_.set_tracker(tracker);
+  get_allocator_.set_tracker(tracker);
+  list_allocator_.set_tracker(tracker);
+  versions_allocator_.set_tracker(tracker);
+  activate_allocator_.set_tracker(tracker);
+  delete_allocator_.set_tracker(tracker);
+}
+
 grpc::ServerUnaryReactor* AdminService::Run(
     grpc::CallbackServerContext* context, const char* method,
     std::function<absl::Status(const Caller&)> work) {

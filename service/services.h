@@ -28,6 +28,7 @@
 #include "pdp/v1/admin.grpc.pb.h"
 #include "pdp/v1/authorization.grpc.pb.h"
 #include "service/access.h"
+#include "service/call_tracker.h"
 #include "service/registry.h"
 #include "service/rule_set_manager.h"
 
@@ -42,20 +43,30 @@ inline constexpr int kMaxBatchRequests = 1000;
 // obligation params) bump a pointer instead of calling malloc per field,
 // and the whole call is freed at once when gRPC releases it. Used by
 // AuthorizationService and, so that the floor has the same stack, by
-// bench/floor_server.cc. Thread-safe (holds no state).
+// bench/floor_server.cc. With a CallTracker (set before the server starts),
+// each call is counted from allocation to release, i.e. until its response
+// has been sent. Thread-safe.
 template <typename Request, typename Response, size_t kInlineBytes = 4096>
 class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Response> {
  public:
-  grpc::MessageHolder<Request, Response>* AllocateMessages() override { return new Holder; }
+  grpc::MessageHolder<Request, Response>* AllocateMessages() override {
+    return new Holder(tracker_);
+  }
+  void set_tracker(CallTracker* tracker) { tracker_ = tracker; }
 
  private:
   class Holder final : public grpc::MessageHolder<Request, Response> {
    public:
-    Holder() : arena_(Options(block_)) {
+    explicit Holder(CallTracker* tracker) : tracker_(tracker), arena_(Options(block_)) {
+      if (tracker_ != nullptr) tracker_->Begin();
       this->set_request(google::protobuf::Arena::CreateMessage<Request>(&arena_));
       this->set_response(google::protobuf::Arena::CreateMessage<Response>(&arena_));
     }
-    void Release() override { delete this; }
+    void Release() override {
+      CallTracker* tracker = tracker_;
+      delete this;
+      if (tracker != nullptr) tracker->End();
+    }
 
    private:
     static google::protobuf::ArenaOptions Options(char* block) {
@@ -66,9 +77,11 @@ class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Respo
       options.max_block_size = 64 << 10;  // batches of many requests
       return options;
     }
+    CallTracker* const tracker_;
     alignas(std::max_align_t) char block_[kInlineBytes];
     google::protobuf::Arena arena_;  // after block_, which it uses
   };
+  CallTracker* tracker_ = nullptr;
 };
 
 // How much lower than the decision threads background work runs (a Linux
@@ -107,6 +120,13 @@ class AuthorizationService final : public v1::Authorization::CallbackService {
                                            const v1::BatchAuthorizeRequest* request,
                                            v1::BatchAuthorizeResponse* response) override;
 
+  // Counts this service's calls in `tracker` (call before the server
+  // starts).
+  void TrackCalls(CallTracker* tracker) {
+    authorize_allocator_.set_tracker(tracker);
+    batch_allocator_.set_tracker(tracker);
+  }
+
   // One decision against the current snapshot (also used by tests).
   void Decide(const v1::AuthorizeRequest& request, v1::AuthorizeResponse* response) const;
 
@@ -133,8 +153,11 @@ class AuthorizationService final : public v1::Authorization::CallbackService {
 
 class AdminService final : public v1::Admin::CallbackService {
  public:
-  AdminService(const AccessPolicy* access, RuleSetManager* manager)
-      : access_(access), manager_(manager) {}
+  AdminService(const AccessPolicy* access, RuleSetManager* manager);
+
+  // Counts this service's calls in `tracker` (call before the server
+  // starts).
+  void TrackCalls(CallTracker* tracker);
 
   grpc::ServerUnaryReactor* PutRuleSet(grpc::CallbackServerContext* context,
                                        const v1::PutRuleSetRequest* request,
@@ -163,6 +186,16 @@ class AdminService final : public v1::Admin::CallbackService {
 
   const AccessPolicy* access_;
   RuleSetManager* manager_;
+  // Per-method message allocators: an arena per call, and the count of
+  // calls in flight for a graceful stop.
+  template <typename Request, typename Response>
+  using Allocator = ArenaMessageAllocator<Request, Response, 1024>;
+  Allocator<v1::PutRuleSetRequest, v1::PutRuleSetResponse> put_allocator_;
+  Allocator<v1::GetRuleSetRequest, v1::GetRuleSetResponse> get_allocator_;
+  Allocator<v1::ListRuleSetsRequest, v1::ListRuleSetsResponse> list_allocator_;
+  Allocator<v1::ListVersionsRequest, v1::ListVersionsResponse> versions_allocator_;
+  Allocator<v1::ActivateVersionRequest, v1::ActivateVersionResponse> activate_allocator_;
+  Allocator<v1::DeleteRuleSetRequest, v1::DeleteRuleSetResponse> delete_allocator_;
   Worker worker_{kBackgroundNice};
 };
 
