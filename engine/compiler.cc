@@ -667,16 +667,14 @@ void Compiler::CompileObligation(const std::string& id, const std::string& path,
 }
 
 void Compiler::BuildIndex(const std::vector<const v1::Rule*>& by_rank) {
+  RuleIndex::Builder builder;
   for (uint32_t rank = 0; rank < by_rank.size(); ++rank) {
     const v1::Target& target = by_rank[rank]->target();
     for (const std::string& type : target.resource_types()) {
-      ActionIndex& actions = policy_->index_.Slot(type);
-      for (const std::string& action : target.actions()) {
-        RuleList& list = actions.Slot(action);
-        if (list.empty() || list.back() != rank) list.push_back(rank);
-      }
+      for (const std::string& action : target.actions()) builder.Add(type, action, rank);
     }
   }
+  policy_->index_ = builder.Build();
 }
 
 size_t Compiler::EstimateMemory() const {
@@ -700,13 +698,7 @@ size_t Compiler::EstimateMemory() const {
     for (const v1::ObligationResult& o : r.obligations) bytes += o.SpaceUsedLong();
   }
   for (const auto& set : p.ip_sets_) bytes += sizeof(IpSet) + set->memory_bytes();
-  p.index_.ForEachValue([&](const std::string& type, const ActionIndex& actions) {
-    bytes += sizeof(ActionIndex) + sizeof(std::string) + str(type) + 16;
-    actions.ForEachValue([&](const std::string& action, const RuleList& list) {
-      bytes += sizeof(std::string) + sizeof(RuleList) + str(action) + 1 +
-               list.capacity() * sizeof(uint32_t);
-    });
-  });
+  bytes += p.index_.memory_bytes() - sizeof(RuleIndex);
   bytes += p.role_bits_.capacity() * (sizeof(std::string) + 5);
   return bytes;
 }

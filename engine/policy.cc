@@ -460,20 +460,18 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
 
   // Candidate rules: the union of the index lists that can match, in rank
   // (evaluation) order.
-  absl::InlinedVector<const RuleList*, 8> lists;
-  index_.ForEachMatch(request.resource().type(), [&](const ActionIndex& actions) {
-    actions.ForEachMatch(request.action(), [&](const RuleList& list) {
-      lists.push_back(&list);
-    });
-  });
+  RuleIndex::Spans lists;
+  index_.Collect(request.resource().type(), request.action(), &lists);
   absl::InlinedVector<uint32_t, 64> merged;
   const uint32_t* candidates = nullptr;
   size_t candidate_count = 0;
   if (lists.size() == 1) {
-    candidates = lists[0]->data();
-    candidate_count = lists[0]->size();
+    candidates = lists[0].ranks;
+    candidate_count = lists[0].size;
   } else if (lists.size() > 1) {
-    for (const RuleList* list : lists) merged.insert(merged.end(), list->begin(), list->end());
+    for (const RuleIndex::Span& list : lists) {
+      merged.insert(merged.end(), list.ranks, list.ranks + list.size);
+    }
     std::sort(merged.begin(), merged.end());
     merged.erase(std::unique(merged.begin(), merged.end()), merged.end());
     candidates = merged.data();

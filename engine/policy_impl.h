@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "engine/absl_compat.h"
 #include "engine/ip_set.h"
+#include "engine/rule_index.h"
 #include "engine/time_window.h"
 #include "engine/values.h"
 #include "pdp/v1/authorization.pb.h"
@@ -97,59 +98,6 @@ struct CompiledRule {
   std::vector<v1::ObligationResult> obligations;
 };
 
-// Exact / prefix / any lookup of string patterns to values of type T.
-template <typename T>
-class PatternIndex {
- public:
-  // The slot for a pattern: "*", "prefix*" or an exact value.
-  T& Slot(const std::string& pattern) {
-    if (pattern == "*") {
-      if (!any_) any_ = std::make_unique<T>();
-      return *any_;
-    }
-    if (!pattern.empty() && pattern.back() == '*') {
-      const std::string prefix = pattern.substr(0, pattern.size() - 1);
-      for (auto& [length, map] : prefixes_) {
-        if (length == prefix.size()) return map[prefix];
-      }
-      prefixes_.emplace_back(prefix.size(), absl::flat_hash_map<std::string, T>());
-      return prefixes_.back().second[prefix];
-    }
-    return exact_[pattern];
-  }
-
-  // Calls f(const T&) for every pattern matching `key`.
-  template <typename F>
-  void ForEachMatch(std::string_view key, F&& f) const {
-    if (auto it = exact_.find(ToAbsl(key)); it != exact_.end()) f(it->second);
-    for (const auto& [length, map] : prefixes_) {
-      if (length > key.size()) continue;
-      if (auto it = map.find(ToAbsl(key.substr(0, length))); it != map.end()) {
-        f(it->second);
-      }
-    }
-    if (any_) f(*any_);
-  }
-
-  template <typename F>
-  void ForEachValue(F&& f) const {
-    for (const auto& [k, v] : exact_) f(k, v);
-    for (const auto& [length, map] : prefixes_) {
-      for (const auto& [k, v] : map) f(k, v);
-    }
-    if (any_) f(std::string("*"), *any_);
-  }
-
- private:
-  absl::flat_hash_map<std::string, T> exact_;
-  std::vector<std::pair<size_t, absl::flat_hash_map<std::string, T>>> prefixes_;
-  std::unique_ptr<T> any_;
-};
-
-using RuleList = std::vector<uint32_t>;  // ascending ranks
-using ActionIndex = PatternIndex<RuleList>;
-using TypeIndex = PatternIndex<ActionIndex>;
-
 class PolicyImpl {
  public:
   void Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
@@ -158,7 +106,7 @@ class PolicyImpl {
   std::string name_;
   Algorithm algorithm_ = Algorithm::kDenyOverrides;
   std::vector<CompiledRule> rules_;  // by rank
-  TypeIndex index_;
+  RuleIndex index_;
   absl::flat_hash_map<std::string, uint32_t> role_bits_;
   std::vector<absl::TimeZone> zones_;
   std::vector<std::unique_ptr<IpSet>> ip_sets_;
