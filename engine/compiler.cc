@@ -693,6 +693,7 @@ size_t Compiler::EstimateMemory() const {
   }
   bytes += p.heads_.capacity() * sizeof(RuleHead) + p.role_pool_.capacity() * 4 +
            p.windows_.capacity() * sizeof(TimeWindow) +
+           p.condition_heads_.capacity() * sizeof(ConditionHead) +
            p.conditions_.capacity() * sizeof(AttributeCondition);
   for (const AttributeCondition& a : p.conditions_) {
     bytes += str(a.attribute.key) + str(a.attribute.path) + str(a.literal.text) +

@@ -34,6 +34,46 @@ void Policy::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
   response->set_rule_set_version(version_);
 }
 
+namespace {
+
+ConditionHead MakeConditionHead(const AttributeCondition& c, uint32_t detail) {
+  ConditionHead h;
+  h.op = c.op;
+  h.source = c.attribute.source;
+  h.detail = detail;
+  const Literal& literal = c.literal;
+  const std::string& key = c.attribute.key;
+  bool simple = !c.has_other && key.size() <= ConditionHead::kInline;
+  switch (c.op) {
+    case Op::kExists:
+      if (c.exists_expected) h.flags |= ConditionHead::kExistsExpected;
+      break;
+    case Op::kEq: case Op::kNe: case Op::kContains:
+    case Op::kLt: case Op::kLe: case Op::kGt: case Op::kGe:
+      simple = simple && !c.has_other && !literal.is_list &&
+               (literal.kind != Scalar::Kind::kString ||
+                literal.text.size() <= ConditionHead::kInline);
+      break;
+    default:
+      simple = false;
+      break;
+  }
+  if (!simple) return h;
+  h.flags |= ConditionHead::kSimple;
+  h.key_size = static_cast<uint8_t>(key.size());
+  std::copy(key.begin(), key.end(), h.key);
+  if (c.op != Op::kExists) {
+    h.kind = literal.kind;
+    h.number = literal.number;
+    if (literal.boolean) h.flags |= ConditionHead::kBoolean;
+    h.text_size = static_cast<uint8_t>(literal.text.size());
+    std::copy(literal.text.begin(), literal.text.end(), h.text);
+  }
+  return h;
+}
+
+}  // namespace
+
 void PolicyImpl::Flatten() {
   size_t windows = 0, conditions = 0;
   for (const CompiledRule& r : rules_) {
@@ -41,6 +81,7 @@ void PolicyImpl::Flatten() {
     conditions += r.attributes.size();
   }
   windows_.reserve(windows);
+  condition_heads_.reserve(conditions);
   conditions_.reserve(conditions);
   heads_.resize(rules_.size());
   for (size_t i = 0; i < rules_.size(); ++i) {
@@ -58,7 +99,10 @@ void PolicyImpl::Flatten() {
     windows_.insert(windows_.end(), r.windows.begin(), r.windows.end());
     h.windows_end = static_cast<uint32_t>(windows_.size());
     h.attributes_begin = static_cast<uint32_t>(conditions_.size());
-    for (AttributeCondition& c : r.attributes) conditions_.push_back(std::move(c));
+    for (AttributeCondition& c : r.attributes) {
+      condition_heads_.push_back(MakeConditionHead(c, static_cast<uint32_t>(conditions_.size())));
+      conditions_.push_back(std::move(c));
+    }
     h.attributes_end = static_cast<uint32_t>(conditions_.size());
     h.flags = (r.location ? RuleHead::kLocation : 0) | (r.has_ip ? RuleHead::kIp : 0);
     std::vector<uint32_t>().swap(r.roles);
@@ -225,16 +269,19 @@ class RequestContext {
     return Tri::kTrue;
   }
 
-  AttrValue Resolve(const AttrRef& ref) const {
+  AttrValue Resolve(const AttrRef& ref) const { return Resolve(ref.source, ref.key); }
+
+  // `key` names the entry of an attribute map for the *Attribute sources.
+  AttrValue Resolve(AttrRef::Source source, std::string_view key) const {
     using Source = AttrRef::Source;
     auto string_or_missing = [](const std::string& s) {
       return s.empty() ? AttrValue::Missing() : AttrValue::FromScalar(Scalar::String(s));
     };
     auto lookup = [&](const google::protobuf::Map<std::string, google::protobuf::Value>& map) {
-      auto it = map.find(ref.key);
+      auto it = map.find(key);
       return it == map.end() ? AttrValue::Missing() : AttrValue::FromProto(it->second);
     };
-    switch (ref.source) {
+    switch (source) {
       case Source::kSubjectId: return string_or_missing(request_.subject().id());
       case Source::kSubjectRoles:
         return request_.subject().roles().empty()
@@ -405,6 +452,28 @@ bool EvalAttribute(const AttributeCondition& c, const RequestContext& ctx) {
   return false;
 }
 
+// A condition from its head alone when it is simple (see ConditionHead),
+// the same semantics as EvalAttribute on the full condition.
+bool EvalCondition(const ConditionHead& h, const PolicyImpl& policy,
+                   const RequestContext& ctx) {
+  if (!(h.flags & ConditionHead::kSimple)) {
+    return EvalAttribute(policy.conditions_[h.detail], ctx);
+  }
+  const AttrValue a = ctx.Resolve(h.source, h.key_view());
+  if (h.op == Op::kExists) {
+    return a.missing() != static_cast<bool>(h.flags & ConditionHead::kExistsExpected);
+  }
+  if (a.missing()) return false;
+  const Scalar literal = h.literal();
+  switch (h.op) {
+    case Op::kEq: return !a.is_list() && ScalarEquals(a.scalar(), literal);
+    case Op::kNe: return !(!a.is_list() && ScalarEquals(a.scalar(), literal));
+    case Op::kContains:
+      return AnyScalar(a, [&](const Scalar& x) { return ScalarEquals(x, literal); });
+    default: return Ordered(h.op, a, literal);
+  }
+}
+
 const char* OpName(Op op) {
   static constexpr const char* kNames[] = {"eq", "ne", "in", "not_in", "contains", "lt",
                                            "le", "gt", "ge", "regex", "exists"};
@@ -458,8 +527,8 @@ Outcome EvalRule(const PolicyImpl& policy, uint32_t rank, RequestContext& ctx,
     return Outcome::kNoMatch;
   }
   for (uint32_t i = head.attributes_begin; i < head.attributes_end; ++i) {
-    const AttributeCondition& c = policy.conditions_[i];
-    if (!EvalAttribute(c, ctx)) {
+    if (!EvalCondition(policy.condition_heads_[i], policy, ctx)) {
+      const AttributeCondition& c = policy.conditions_[i];
       if (detail) {
         *detail = absl::StrCat("condition ", c.attribute.path, " ", OpName(c.op),
                                c.has_other ? " " + c.other.path : std::string(),
@@ -529,8 +598,16 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
   bool errored_permit = false, errored_deny = false;
   std::string first_error;
   std::string detail;
-  // The candidates' heads are likely cache misses: start them all at once.
+  // The candidates' heads are likely cache misses: start them all at once,
+  // then their conditions and windows.
   for (size_t i = 0; i < candidate_count; ++i) __builtin_prefetch(&heads_[candidates[i]]);
+  for (size_t i = 0; i < candidate_count; ++i) {
+    const RuleHead& head = heads_[candidates[i]];
+    if (head.attributes_begin != head.attributes_end) {
+      __builtin_prefetch(&condition_heads_[head.attributes_begin]);
+    }
+    if (head.windows_begin != head.windows_end) __builtin_prefetch(&windows_[head.windows_begin]);
+  }
   for (size_t i = 0; i < candidate_count; ++i) {
     const uint32_t rank = candidates[i];
     const Effect effect = heads_[rank].effect;

@@ -81,6 +81,39 @@ struct AttributeCondition {
   std::shared_ptr<const RE2> regex;       // regex; shared by equal patterns
 };
 
+// The hot part of an attribute condition: one cache line, in the pool
+// order of PolicyImpl::conditions_. For the common conditions (an attribute
+// compared with a scalar literal: eq, ne, contains, lt..ge, or exists, with
+// a short key and a short string literal) it holds everything the evaluator
+// reads; any other condition is evaluated from the full AttributeCondition
+// (conditions_[detail]), which also gives explain its words.
+struct alignas(64) ConditionHead {
+  static constexpr size_t kInline = 23;
+  enum Flag : uint8_t { kSimple = 1, kExistsExpected = 2, kBoolean = 4 };
+
+  Op op = Op::kEq;
+  AttrRef::Source source = AttrRef::Source::kSubjectAttribute;
+  Scalar::Kind kind = Scalar::Kind::kString;  // the literal's
+  uint8_t flags = 0;
+  uint32_t detail = 0;  // index of the full condition in conditions_
+  double number = 0;
+  uint8_t key_size = 0;
+  char key[kInline] = {};
+  uint8_t text_size = 0;
+  char text[kInline] = {};
+
+  std::string_view key_view() const { return std::string_view(key, key_size); }
+  Scalar literal() const {
+    switch (kind) {
+      case Scalar::Kind::kString: return Scalar::String(std::string_view(text, text_size));
+      case Scalar::Kind::kNumber: return Scalar::Number(number);
+      case Scalar::Kind::kBool: return Scalar::Bool(flags & kBoolean);
+    }
+    return Scalar::Bool(false);
+  }
+};
+static_assert(sizeof(ConditionHead) == 64, "one condition head per cache line");
+
 struct LocationCondition {
   // Upper-case "DE" or "US-CA".
   absl::flat_hash_set<std::string> in;
@@ -118,7 +151,7 @@ struct alignas(32) RuleHead {
   uint32_t roles[kInlineRoles] = {0, 0};
   uint32_t role_count = 0;
   uint32_t windows_begin = 0, windows_end = 0;        // PolicyImpl::windows_
-  uint32_t attributes_begin = 0, attributes_end = 0;  // PolicyImpl::conditions_
+  uint32_t attributes_begin = 0, attributes_end = 0;  // PolicyImpl::condition_heads_
   Effect effect = Effect::kPermit;
   uint8_t flags = 0;
 };
@@ -139,7 +172,8 @@ class PolicyImpl {
   std::vector<RuleHead> heads_;      // by rank: the hot parts
   std::vector<uint32_t> role_pool_;  // roles of rules with many
   std::vector<TimeWindow> windows_;
-  std::vector<AttributeCondition> conditions_;
+  std::vector<ConditionHead> condition_heads_;     // hot, by rule
+  std::vector<AttributeCondition> conditions_;     // full, same order
   RuleIndex index_;
   absl::flat_hash_map<std::string, uint32_t> role_bits_;
   std::vector<absl::TimeZone> zones_;
