@@ -599,7 +599,7 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
   std::string first_error;
   std::string detail;
   // The candidates' heads are likely cache misses: start them all at once,
-  // then their conditions and windows.
+  // then their conditions, windows and ids.
   for (size_t i = 0; i < candidate_count; ++i) __builtin_prefetch(&heads_[candidates[i]]);
   for (size_t i = 0; i < candidate_count; ++i) {
     const RuleHead& head = heads_[candidates[i]];
@@ -607,6 +607,7 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
       __builtin_prefetch(&condition_heads_[head.attributes_begin]);
     }
     if (head.windows_begin != head.windows_end) __builtin_prefetch(&windows_[head.windows_begin]);
+    __builtin_prefetch(&rules_[candidates[i]]);  // the id, if it decides
   }
   for (size_t i = 0; i < candidate_count; ++i) {
     const uint32_t rank = candidates[i];

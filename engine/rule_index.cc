@@ -51,6 +51,24 @@ void RuleIndex::Table::Insert(uint64_t hash, uint32_t value) {
   ++size_;
 }
 
+void RuleIndex::PrefixLengths::Add(std::string_view prefix) {
+  const uint32_t length = static_cast<uint32_t>(prefix.size());
+  auto it = std::find_if(lengths_.begin(), lengths_.end(),
+                         [&](const Length& l) { return l.length == length; });
+  if (it == lengths_.end()) {
+    lengths_.push_back({length, {0, 0, 0, 0}});
+    it = lengths_.end() - 1;
+  }
+  const unsigned char last = static_cast<unsigned char>(prefix.back());
+  it->last_bytes[last / 64] |= uint64_t{1} << (last % 64);
+}
+
+void RuleIndex::PrefixLengths::Finish() {
+  std::sort(lengths_.begin(), lengths_.end(),
+            [](const Length& a, const Length& b) { return a.length < b.length; });
+  lengths_.shrink_to_fit();
+}
+
 void RuleIndex::Builder::Add(std::string_view type_pattern,
                              std::string_view action_pattern, uint32_t rank) {
   auto intern = [](absl::flat_hash_map<std::string, uint32_t>& ids,
@@ -86,7 +104,7 @@ RuleIndex RuleIndex::Builder::Build() {
         break;
       case Kind::kPrefix:
         index.prefix_actions_.Insert(HashKey(key), id);
-        index.action_prefix_lengths_.push_back(static_cast<uint32_t>(key.size()));
+        index.action_prefix_lengths_.Add(key);
         break;
       case Kind::kExact:
         index.exact_actions_.Insert(HashKey(key), id);
@@ -94,11 +112,7 @@ RuleIndex RuleIndex::Builder::Build() {
     }
     index.action_keys_[id] = std::string(key);
   }
-  auto sort_unique = [](std::vector<uint32_t>& v) {
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-  };
-  sort_unique(index.action_prefix_lengths_);
+  index.action_prefix_lengths_.Finish();
 
   // Types: one node per pattern, in pattern order.
   std::sort(postings_.begin(), postings_.end(), [](const Posting& a, const Posting& b) {
@@ -155,7 +169,7 @@ RuleIndex RuleIndex::Builder::Build() {
         break;
       case Kind::kPrefix:
         index.prefix_types_.Insert(HashKey(key), node);
-        index.type_prefix_lengths_.push_back(key_length);
+        index.type_prefix_lengths_.Add(key);
         break;
       case Kind::kExact:
         index.exact_types_.Insert(HashKey(key), node);
@@ -163,7 +177,7 @@ RuleIndex RuleIndex::Builder::Build() {
     }
     begin = end;
   }
-  sort_unique(index.type_prefix_lengths_);
+  index.type_prefix_lengths_.Finish();
   nodes.shrink_to_fit();
   return index;
 }
@@ -186,13 +200,12 @@ void RuleIndex::MatchActions(std::string_view action, ActionIds* ids) const {
   if (uint32_t id = FindAction(exact_actions_, action, HashKey(action)); id != kNone) {
     ids->push_back(id);
   }
-  for (uint32_t length : action_prefix_lengths_) {
-    if (length > action.size()) break;
+  action_prefix_lengths_.ForEach(action, [&](uint32_t length) {
     const std::string_view prefix = action.substr(0, length);
     if (uint32_t id = FindAction(prefix_actions_, prefix, HashKey(prefix)); id != kNone) {
       ids->push_back(id);
     }
-  }
+  });
   if (any_action_ != kNone) ids->push_back(any_action_);
 }
 
@@ -221,27 +234,31 @@ void RuleIndex::AddSpans(uint32_t node, const ActionIds& ids, Spans* out) const 
 
 void RuleIndex::Collect(std::string_view type, std::string_view action,
                         Spans* out) const {
-  // The type's slots first (likely cache misses, overlapped by prefetch),
-  // then the action ids (a small table, likely cached), then the nodes.
-  const uint64_t exact_hash = HashKey(type);
-  Prefetch(exact_types_.SlotFor(exact_hash));
-  absl::InlinedVector<uint64_t, 8> prefix_hashes;
-  for (uint32_t length : type_prefix_lengths_) {
-    if (length > type.size()) break;
-    prefix_hashes.push_back(HashKey(type.substr(0, length)));
-    Prefetch(prefix_types_.SlotFor(prefix_hashes.back()));
-  }
+  // Cold-cache order: every slot the type can need is requested at once,
+  // then (while they arrive) the action ids, from a small table that is
+  // likely cached; then the nodes the slots point to, at once; then the
+  // nodes are checked and read.
+  struct Probe {
+    const Table* table;
+    uint32_t length;
+    uint64_t hash;
+  };
+  absl::InlinedVector<Probe, 8> probes;
+  probes.push_back({&exact_types_, static_cast<uint32_t>(type.size()), HashKey(type)});
+  type_prefix_lengths_.ForEach(type, [&](uint32_t length) {
+    probes.push_back({&prefix_types_, length, HashKey(type.substr(0, length))});
+  });
+  for (const Probe& p : probes) Prefetch(p.table->SlotFor(p.hash));
+  if (any_type_ != kNone) Prefetch(nodes_.data() + any_type_);
   ActionIds ids;
   MatchActions(action, &ids);
   if (ids.empty()) return;
-  if (uint32_t node = FindNode(exact_types_, type, exact_hash); node != kNone) {
-    AddSpans(node, ids, out);
+  for (const Probe& p : probes) {
+    if (uint32_t node = p.table->Peek(p.hash); node != kNone) Prefetch(nodes_.data() + node);
   }
-  for (size_t i = 0; i < prefix_hashes.size(); ++i) {
-    const std::string_view prefix = type.substr(0, type_prefix_lengths_[i]);
-    if (uint32_t node = FindNode(prefix_types_, prefix, prefix_hashes[i]); node != kNone) {
-      AddSpans(node, ids, out);
-    }
+  for (const Probe& p : probes) {
+    const uint32_t node = FindNode(*p.table, type.substr(0, p.length), p.hash);
+    if (node != kNone) AddSpans(node, ids, out);
   }
   if (any_type_ != kNone) AddSpans(any_type_, ids, out);
 }
@@ -250,8 +267,7 @@ size_t RuleIndex::memory_bytes() const {
   size_t bytes = sizeof(RuleIndex) + nodes_.capacity() * sizeof(uint32_t) +
                  exact_types_.memory_bytes() + prefix_types_.memory_bytes() +
                  exact_actions_.memory_bytes() + prefix_actions_.memory_bytes() +
-                 (type_prefix_lengths_.capacity() + action_prefix_lengths_.capacity()) *
-                     sizeof(uint32_t);
+                 type_prefix_lengths_.memory_bytes() + action_prefix_lengths_.memory_bytes();
   for (const std::string& key : action_keys_) {
     bytes += sizeof(std::string) + (key.size() > 15 ? key.capacity() + 1 : 0);
   }

@@ -11,9 +11,11 @@
 //   node: key length | entry count | key bytes | (action id, end)... | ranks
 //
 // A lookup is one slot probe and one node read (usually one or two cache
-// lines), where a map of maps of vectors costs five or more misses. Slots of
-// the exact table, the prefix table and the action ids are all computed
-// before any is read, so their misses overlap. Rank lists are ascending.
+// lines), where a map of maps of vectors costs five or more misses. All the
+// slots a request can need are requested before any is read, then all the
+// nodes they point to, so that the misses overlap. Prefix lengths are only
+// probed when the request's byte at that length ends some prefix. Rank
+// lists are ascending.
 //
 // Immutable after Build(); thread-safe to read. Tested by
 // tests/rule_index_test.cc and, through the evaluator, by
@@ -88,6 +90,17 @@ class RuleIndex {
     const uint64_t* SlotFor(uint64_t hash) const {
       return slots_.empty() ? nullptr : &slots_[hash & mask_];
     }
+    // The value of the first slot with the hash's tag (kNone if none): a
+    // guess, to prefetch what Find will check.
+    uint32_t Peek(uint64_t hash) const {
+      if (slots_.empty()) return kNone;
+      const uint32_t tag = static_cast<uint32_t>(hash >> 32);
+      for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+        const uint64_t slot = slots_[i];
+        if (slot == 0) return kNone;
+        if (static_cast<uint32_t>(slot >> 32) == tag) return static_cast<uint32_t>(slot) - 1;
+      }
+    }
     // Calls match(value) for each slot with the hash's tag until it
     // returns true; returns that value or kNone.
     template <typename Match>
@@ -110,7 +123,35 @@ class RuleIndex {
     size_t size_ = 0;
   };
 
-  // Action pattern ids matching `action`, ascending.
+  // The distinct lengths of a table's prefix keys, ascending, each with the
+  // set of bytes its keys end with: a key's prefix of that length is probed
+  // only if its last byte is in the set. Prefixes are usually written up to
+  // a delimiter ("svc12:*", "billing/*"), so most lengths are skipped
+  // without hashing or a probe.
+  class PrefixLengths {
+   public:
+    void Add(std::string_view prefix);
+    void Finish();
+    // Calls f(length) for each length whose prefix of `key` may be a key.
+    template <typename F>
+    void ForEach(std::string_view key, F&& f) const {
+      for (const Length& l : lengths_) {
+        if (l.length > key.size()) break;
+        const unsigned char last = static_cast<unsigned char>(key[l.length - 1]);
+        if ((l.last_bytes[last / 64] >> (last % 64)) & 1) f(l.length);
+      }
+    }
+    size_t memory_bytes() const { return lengths_.capacity() * sizeof(Length); }
+
+   private:
+    struct Length {
+      uint32_t length;
+      uint64_t last_bytes[4];
+    };
+    std::vector<Length> lengths_;
+  };
+
+  // Ids of the action patterns matching `action`.
   using ActionIds = absl::InlinedVector<uint32_t, 4>;
   void MatchActions(std::string_view action, ActionIds* ids) const;
   uint32_t FindNode(const Table& table, std::string_view key, uint64_t hash) const;
@@ -121,14 +162,14 @@ class RuleIndex {
   std::vector<uint32_t> nodes_;         // every node, back to back
   Table exact_types_;                   // exact type -> node
   Table prefix_types_;                  // prefix (without '*') -> node
-  std::vector<uint32_t> type_prefix_lengths_;  // distinct, ascending
+  PrefixLengths type_prefix_lengths_;
   uint32_t any_type_ = kNone;           // the "*" node
 
   // Action level: patterns interned to ids (small, stays in cache).
   std::vector<std::string> action_keys_;  // by id: exact action or prefix
   Table exact_actions_;
   Table prefix_actions_;
-  std::vector<uint32_t> action_prefix_lengths_;
+  PrefixLengths action_prefix_lengths_;
   uint32_t any_action_ = kNone;
 };
 

@@ -64,6 +64,23 @@ TEST(RuleIndexTest, ExactPrefixAndAny) {
   EXPECT_GT(index.memory_bytes(), 0u);
 }
 
+TEST(RuleIndexTest, PrefixesOfOneLengthWithDifferentLastBytes) {
+  RuleIndex::Builder builder;
+  builder.Add("svc1:*", "read", 0);
+  builder.Add("svc12*", "read", 1);
+  builder.Add("svc12:*", "read", 2);
+  builder.Add("svc9:*", "*", 3);
+  builder.Add("reports:*", "export*", 4);
+  builder.Add("reports:*", "ex*", 5);
+  const RuleIndex index = builder.Build();
+  EXPECT_EQ(Collected(index, "svc12:order", "read"), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(Collected(index, "svc1:order", "read"), (std::vector<uint32_t>{0}));
+  EXPECT_EQ(Collected(index, "svc1", "read"), std::vector<uint32_t>{});
+  EXPECT_EQ(Collected(index, "svc9:", "anything"), (std::vector<uint32_t>{3}));
+  EXPECT_EQ(Collected(index, "reports:daily", "export-csv"), (std::vector<uint32_t>{4, 5}));
+  EXPECT_EQ(Collected(index, "reports:daily", "exit"), (std::vector<uint32_t>{5}));
+}
+
 TEST(RuleIndexTest, EmptyIndexFindsNothing) {
   const RuleIndex index = RuleIndex::Builder().Build();
   EXPECT_TRUE(Collected(index, "order", "read").empty());
