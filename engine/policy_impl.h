@@ -1,13 +1,17 @@
 // The compiled decision structure behind Policy (internal to engine/).
 //
-// Layout, built once by the compiler and never mutated:
-//   - rules_: compiled rules in evaluation order ("rank"): file order, or
-//     priority order under first-applicable. Candidate lists hold ranks, so
-//     a merged, sorted candidate list is already in evaluation order.
-//   - index_: resource-type pattern -> action pattern -> rule ranks. Each
-//     level answers exact keys by hash, "*" directly, and prefix patterns
-//     ("reports:*") by one hash probe per distinct prefix length. A request
-//     touches only the rules whose targets can match it.
+// Layout, built once by the compiler and never mutated, dense where a
+// decision reads it (each line of a 100k-rule structure is a cache miss):
+//   - rules in evaluation order ("rank"): file order, or priority order
+//     under first-applicable. Candidate lists hold ranks, so a merged,
+//     sorted candidate list is already in evaluation order.
+//   - index_ (rule_index.h): (resource type, action) -> rank lists, one
+//     slot probe and one contiguous node per matching type pattern.
+//   - each rule split hot/cold: heads_ (32 bytes: effect, role bits, pool
+//     ranges, flags), condition_heads_ (64 bytes each, enough for the
+//     common conditions) and windows_ are what candidates read; rules_ and
+//     conditions_ hold the rest (location, IP, id, obligations, regexes,
+//     sets, paths for explain).
 //   - roles are interned to bit numbers; a request's roles become a bitset
 //     once, and each rule tests its few role bits.
 //   - time zones are loaded once; a request converts its time to local time
