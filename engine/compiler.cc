@@ -202,6 +202,7 @@ CompileResult Compiler::Run() {
     by_rank.push_back(&rule_set_.rules(i));
   }
   BuildIndex(by_rank);
+  p.Flatten();
   p.memory_bytes_ = EstimateMemory();
   result_.policy = std::make_shared<const Policy>(
       std::shared_ptr<const PolicyImpl>(std::move(policy_)), options_.version);
@@ -667,16 +668,14 @@ void Compiler::CompileObligation(const std::string& id, const std::string& path,
 }
 
 void Compiler::BuildIndex(const std::vector<const v1::Rule*>& by_rank) {
+  RuleIndex::Builder builder;
   for (uint32_t rank = 0; rank < by_rank.size(); ++rank) {
     const v1::Target& target = by_rank[rank]->target();
     for (const std::string& type : target.resource_types()) {
-      ActionIndex& actions = policy_->index_.Slot(type);
-      for (const std::string& action : target.actions()) {
-        RuleList& list = actions.Slot(action);
-        if (list.empty() || list.back() != rank) list.push_back(rank);
-      }
+      for (const std::string& action : target.actions()) builder.Add(type, action, rank);
     }
   }
+  policy_->index_ = builder.Build();
 }
 
 size_t Compiler::EstimateMemory() const {
@@ -684,29 +683,25 @@ size_t Compiler::EstimateMemory() const {
   size_t bytes = sizeof(PolicyImpl);
   auto str = [](const std::string& s) { return s.size() > 15 ? s.capacity() + 1 : 0; };
   for (const CompiledRule& r : p.rules_) {
-    bytes += sizeof(CompiledRule) + str(r.id) + r.roles.capacity() * 4 +
-             r.windows.capacity() * sizeof(TimeWindow);
+    bytes += sizeof(CompiledRule) + str(r.id);
     if (r.location) {
       bytes += sizeof(LocationCondition) +
                (r.location->in.capacity() + r.location->not_in.capacity()) *
                    (sizeof(std::string) + 1);
     }
-    for (const AttributeCondition& a : r.attributes) {
-      bytes += sizeof(AttributeCondition) + str(a.attribute.key) +
-               str(a.attribute.path) + str(a.literal.text) +
-               a.literal.list.size() * sizeof(Literal);
-      if (a.set) bytes += a.set->memory_bytes();
-    }
     for (const v1::ObligationResult& o : r.obligations) bytes += o.SpaceUsedLong();
   }
+  bytes += p.heads_.capacity() * sizeof(RuleHead) + p.role_pool_.capacity() * 4 +
+           p.windows_.capacity() * sizeof(TimeWindow) +
+           p.condition_heads_.capacity() * sizeof(ConditionHead) +
+           p.conditions_.capacity() * sizeof(AttributeCondition);
+  for (const AttributeCondition& a : p.conditions_) {
+    bytes += str(a.attribute.key) + str(a.attribute.path) + str(a.literal.text) +
+             a.literal.list.size() * sizeof(Literal);
+    if (a.set) bytes += a.set->memory_bytes();
+  }
   for (const auto& set : p.ip_sets_) bytes += sizeof(IpSet) + set->memory_bytes();
-  p.index_.ForEachValue([&](const std::string& type, const ActionIndex& actions) {
-    bytes += sizeof(ActionIndex) + sizeof(std::string) + str(type) + 16;
-    actions.ForEachValue([&](const std::string& action, const RuleList& list) {
-      bytes += sizeof(std::string) + sizeof(RuleList) + str(action) + 1 +
-               list.capacity() * sizeof(uint32_t);
-    });
-  });
+  bytes += p.index_.memory_bytes() - sizeof(RuleIndex);
   bytes += p.role_bits_.capacity() * (sizeof(std::string) + 5);
   return bytes;
 }

@@ -34,6 +34,84 @@ void Policy::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
   response->set_rule_set_version(version_);
 }
 
+namespace {
+
+ConditionHead MakeConditionHead(const AttributeCondition& c, uint32_t detail) {
+  ConditionHead h;
+  h.op = c.op;
+  h.source = c.attribute.source;
+  h.detail = detail;
+  const Literal& literal = c.literal;
+  const std::string& key = c.attribute.key;
+  bool simple = !c.has_other && key.size() <= ConditionHead::kInline;
+  switch (c.op) {
+    case Op::kExists:
+      if (c.exists_expected) h.flags |= ConditionHead::kExistsExpected;
+      break;
+    case Op::kEq: case Op::kNe: case Op::kContains:
+    case Op::kLt: case Op::kLe: case Op::kGt: case Op::kGe:
+      simple = simple && !c.has_other && !literal.is_list &&
+               (literal.kind != Scalar::Kind::kString ||
+                literal.text.size() <= ConditionHead::kInline);
+      break;
+    default:
+      simple = false;
+      break;
+  }
+  if (!simple) return h;
+  h.flags |= ConditionHead::kSimple;
+  h.key_size = static_cast<uint8_t>(key.size());
+  std::copy(key.begin(), key.end(), h.key);
+  if (c.op != Op::kExists) {
+    h.kind = literal.kind;
+    h.number = literal.number;
+    if (literal.boolean) h.flags |= ConditionHead::kBoolean;
+    h.text_size = static_cast<uint8_t>(literal.text.size());
+    std::copy(literal.text.begin(), literal.text.end(), h.text);
+  }
+  return h;
+}
+
+}  // namespace
+
+void PolicyImpl::Flatten() {
+  size_t windows = 0, conditions = 0;
+  for (const CompiledRule& r : rules_) {
+    windows += r.windows.size();
+    conditions += r.attributes.size();
+  }
+  windows_.reserve(windows);
+  condition_heads_.reserve(conditions);
+  conditions_.reserve(conditions);
+  heads_.resize(rules_.size());
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    CompiledRule& r = rules_[i];
+    RuleHead& h = heads_[i];
+    h.effect = r.effect;
+    h.role_count = static_cast<uint32_t>(r.roles.size());
+    if (h.role_count <= RuleHead::kInlineRoles) {
+      std::copy(r.roles.begin(), r.roles.end(), h.roles);
+    } else {
+      h.roles[0] = static_cast<uint32_t>(role_pool_.size());
+      role_pool_.insert(role_pool_.end(), r.roles.begin(), r.roles.end());
+    }
+    h.windows_begin = static_cast<uint32_t>(windows_.size());
+    windows_.insert(windows_.end(), r.windows.begin(), r.windows.end());
+    h.windows_end = static_cast<uint32_t>(windows_.size());
+    h.attributes_begin = static_cast<uint32_t>(conditions_.size());
+    for (AttributeCondition& c : r.attributes) {
+      condition_heads_.push_back(MakeConditionHead(c, static_cast<uint32_t>(conditions_.size())));
+      conditions_.push_back(std::move(c));
+    }
+    h.attributes_end = static_cast<uint32_t>(conditions_.size());
+    h.flags = (r.location ? RuleHead::kLocation : 0) | (r.has_ip ? RuleHead::kIp : 0);
+    std::vector<uint32_t>().swap(r.roles);
+    std::vector<TimeWindow>().swap(r.windows);
+    std::vector<AttributeCondition>().swap(r.attributes);
+  }
+  role_pool_.shrink_to_fit();
+}
+
 void SetIndeterminate(std::string_view reason, v1::AuthorizeResponse* response) {
   response->set_decision(v1::INDETERMINATE);
   response->set_reason(std::string(reason));
@@ -109,23 +187,23 @@ class RequestContext {
 
   const v1::AuthorizeRequest& request() const { return request_; }
 
-  bool HasAnyRole(const std::vector<uint32_t>& roles) const {
-    for (uint32_t bit : roles) {
-      if ((role_words_[bit / 64] >> (bit % 64)) & 1) return true;
+  bool HasAnyRole(const uint32_t* roles, uint32_t count) const {
+    for (uint32_t i = 0; i < count; ++i) {
+      if ((role_words_[roles[i] / 64] >> (roles[i] % 64)) & 1) return true;
     }
     return false;
   }
 
-  Tri InAnyWindow(const std::vector<TimeWindow>& windows, std::string* detail) {
+  Tri InAnyWindow(const TimeWindow* begin, const TimeWindow* end, std::string* detail) {
     if (!time_valid_) {
       if (detail) *detail = "environment.time is out of range";
       return Tri::kError;
     }
     if (local_.empty()) local_.resize(policy_.zones_.size());
-    for (const TimeWindow& w : windows) {
-      std::optional<LocalTime>& local = local_[w.zone];
-      if (!local) local = ToLocalTime(time_, policy_.zones_[w.zone]);
-      if (w.Contains(*local)) return Tri::kTrue;
+    for (const TimeWindow* w = begin; w != end; ++w) {
+      std::optional<LocalTime>& local = local_[w->zone];
+      if (!local) local = ToLocalTime(time_, policy_.zones_[w->zone]);
+      if (w->Contains(*local)) return Tri::kTrue;
     }
     if (detail) *detail = "the request time is outside every time window";
     return Tri::kFalse;
@@ -191,16 +269,19 @@ class RequestContext {
     return Tri::kTrue;
   }
 
-  AttrValue Resolve(const AttrRef& ref) const {
+  AttrValue Resolve(const AttrRef& ref) const { return Resolve(ref.source, ref.key); }
+
+  // `key` names the entry of an attribute map for the *Attribute sources.
+  AttrValue Resolve(AttrRef::Source source, std::string_view key) const {
     using Source = AttrRef::Source;
     auto string_or_missing = [](const std::string& s) {
       return s.empty() ? AttrValue::Missing() : AttrValue::FromScalar(Scalar::String(s));
     };
     auto lookup = [&](const google::protobuf::Map<std::string, google::protobuf::Value>& map) {
-      auto it = map.find(ref.key);
+      auto it = map.find(key);
       return it == map.end() ? AttrValue::Missing() : AttrValue::FromProto(it->second);
     };
-    switch (ref.source) {
+    switch (source) {
       case Source::kSubjectId: return string_or_missing(request_.subject().id());
       case Source::kSubjectRoles:
         return request_.subject().roles().empty()
@@ -371,6 +452,28 @@ bool EvalAttribute(const AttributeCondition& c, const RequestContext& ctx) {
   return false;
 }
 
+// A condition from its head alone when it is simple (see ConditionHead),
+// the same semantics as EvalAttribute on the full condition.
+bool EvalCondition(const ConditionHead& h, const PolicyImpl& policy,
+                   const RequestContext& ctx) {
+  if (!(h.flags & ConditionHead::kSimple)) {
+    return EvalAttribute(policy.conditions_[h.detail], ctx);
+  }
+  const AttrValue a = ctx.Resolve(h.source, h.key_view());
+  if (h.op == Op::kExists) {
+    return a.missing() != static_cast<bool>(h.flags & ConditionHead::kExistsExpected);
+  }
+  if (a.missing()) return false;
+  const Scalar literal = h.literal();
+  switch (h.op) {
+    case Op::kEq: return !a.is_list() && ScalarEquals(a.scalar(), literal);
+    case Op::kNe: return !(!a.is_list() && ScalarEquals(a.scalar(), literal));
+    case Op::kContains:
+      return AnyScalar(a, [&](const Scalar& x) { return ScalarEquals(x, literal); });
+    default: return Ordered(h.op, a, literal);
+  }
+}
+
 const char* OpName(Op op) {
   static constexpr const char* kNames[] = {"eq", "ne", "in", "not_in", "contains", "lt",
                                            "le", "gt", "ge", "regex", "exists"};
@@ -380,9 +483,14 @@ const char* OpName(Op op) {
 // Evaluates one rule's roles and conditions. A false condition wins over
 // one that errs. `detail` (explain only) receives why; `error` receives the
 // first error's words.
-Outcome EvalRule(const CompiledRule& rule, RequestContext& ctx, std::string* detail,
-                 std::string* error) {
-  if (!rule.roles.empty() && !ctx.HasAnyRole(rule.roles)) {
+Outcome EvalRule(const PolicyImpl& policy, uint32_t rank, RequestContext& ctx,
+                 std::string* detail, std::string* error) {
+  const RuleHead& head = policy.heads_[rank];
+  if (head.role_count > 0 &&
+      !ctx.HasAnyRole(head.role_count <= RuleHead::kInlineRoles
+                          ? head.roles
+                          : policy.role_pool_.data() + head.roles[0],
+                      head.role_count)) {
     if (detail) *detail = "the subject has none of the rule's roles";
     return Outcome::kNoMatch;
   }
@@ -401,19 +509,26 @@ Outcome EvalRule(const CompiledRule& rule, RequestContext& ctx, std::string* det
     }
     return true;
   };
-  if (!rule.windows.empty() &&
-      !check([&](std::string* why) { return ctx.InAnyWindow(rule.windows, why); })) {
+  if (head.windows_begin != head.windows_end &&
+      !check([&](std::string* why) {
+        return ctx.InAnyWindow(policy.windows_.data() + head.windows_begin,
+                               policy.windows_.data() + head.windows_end, why);
+      })) {
     return Outcome::kNoMatch;
   }
-  if (rule.location &&
-      !check([&](std::string* why) { return ctx.InLocation(*rule.location, why); })) {
+  if (head.flags & RuleHead::kLocation &&
+      !check([&](std::string* why) {
+        return ctx.InLocation(*policy.rules_[rank].location, why);
+      })) {
     return Outcome::kNoMatch;
   }
-  if (rule.has_ip && !check([&](std::string* why) { return ctx.InIpRanges(rule, why); })) {
+  if (head.flags & RuleHead::kIp &&
+      !check([&](std::string* why) { return ctx.InIpRanges(policy.rules_[rank], why); })) {
     return Outcome::kNoMatch;
   }
-  for (const AttributeCondition& c : rule.attributes) {
-    if (!EvalAttribute(c, ctx)) {
+  for (uint32_t i = head.attributes_begin; i < head.attributes_end; ++i) {
+    if (!EvalCondition(policy.condition_heads_[i], policy, ctx)) {
+      const AttributeCondition& c = policy.conditions_[i];
       if (detail) {
         *detail = absl::StrCat("condition ", c.attribute.path, " ", OpName(c.op),
                                c.has_other ? " " + c.other.path : std::string(),
@@ -460,20 +575,18 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
 
   // Candidate rules: the union of the index lists that can match, in rank
   // (evaluation) order.
-  absl::InlinedVector<const RuleList*, 8> lists;
-  index_.ForEachMatch(request.resource().type(), [&](const ActionIndex& actions) {
-    actions.ForEachMatch(request.action(), [&](const RuleList& list) {
-      lists.push_back(&list);
-    });
-  });
+  RuleIndex::Spans lists;
+  index_.Collect(request.resource().type(), request.action(), &lists);
   absl::InlinedVector<uint32_t, 64> merged;
   const uint32_t* candidates = nullptr;
   size_t candidate_count = 0;
   if (lists.size() == 1) {
-    candidates = lists[0]->data();
-    candidate_count = lists[0]->size();
+    candidates = lists[0].ranks;
+    candidate_count = lists[0].size;
   } else if (lists.size() > 1) {
-    for (const RuleList* list : lists) merged.insert(merged.end(), list->begin(), list->end());
+    for (const RuleIndex::Span& list : lists) {
+      merged.insert(merged.end(), list.ranks, list.ranks + list.size);
+    }
     std::sort(merged.begin(), merged.end());
     merged.erase(std::unique(merged.begin(), merged.end()), merged.end());
     candidates = merged.data();
@@ -485,25 +598,38 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
   bool errored_permit = false, errored_deny = false;
   std::string first_error;
   std::string detail;
+  // The candidates' heads are likely cache misses: start them all at once,
+  // then their conditions, windows and ids.
+  for (size_t i = 0; i < candidate_count; ++i) __builtin_prefetch(&heads_[candidates[i]]);
   for (size_t i = 0; i < candidate_count; ++i) {
-    const CompiledRule& rule = rules_[candidates[i]];
+    const RuleHead& head = heads_[candidates[i]];
+    if (head.attributes_begin != head.attributes_end) {
+      __builtin_prefetch(&condition_heads_[head.attributes_begin]);
+    }
+    if (head.windows_begin != head.windows_end) __builtin_prefetch(&windows_[head.windows_begin]);
+    __builtin_prefetch(&rules_[candidates[i]]);  // the id, if it decides
+  }
+  for (size_t i = 0; i < candidate_count; ++i) {
+    const uint32_t rank = candidates[i];
+    const Effect effect = heads_[rank].effect;
     std::string error;
-    const Outcome outcome = EvalRule(rule, ctx, explain ? &detail : nullptr, &error);
+    const Outcome outcome = EvalRule(*this, rank, ctx, explain ? &detail : nullptr, &error);
     if (explain) {
       v1::RuleTrace* trace = response->add_trace();
-      trace->set_rule_id(rule.id);
-      trace->set_effect(EffectName(rule.effect));
+      trace->set_rule_id(rules_[rank].id);
+      trace->set_effect(EffectName(effect));
       trace->set_outcome(outcome == Outcome::kMatch ? "match"
                          : outcome == Outcome::kNoMatch ? "no_match" : "error");
       trace->set_detail(outcome == Outcome::kMatch ? "every condition holds" : detail);
     }
     if (outcome == Outcome::kNoMatch) continue;
+    const CompiledRule& rule = rules_[rank];
     if (outcome == Outcome::kError) {
       errored.push_back(&rule);
-      (rule.effect == Effect::kPermit ? errored_permit : errored_deny) = true;
+      (effect == Effect::kPermit ? errored_permit : errored_deny) = true;
       if (first_error.empty()) first_error = absl::StrCat("rule '", rule.id, "': ", error);
     } else {
-      (rule.effect == Effect::kPermit ? matched_permit : matched_deny).push_back(&rule);
+      (effect == Effect::kPermit ? matched_permit : matched_deny).push_back(&rule);
     }
     if (algorithm_ == Algorithm::kFirstApplicable) break;
   }

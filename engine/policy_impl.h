@@ -1,13 +1,17 @@
 // The compiled decision structure behind Policy (internal to engine/).
 //
-// Layout, built once by the compiler and never mutated:
-//   - rules_: compiled rules in evaluation order ("rank"): file order, or
-//     priority order under first-applicable. Candidate lists hold ranks, so
-//     a merged, sorted candidate list is already in evaluation order.
-//   - index_: resource-type pattern -> action pattern -> rule ranks. Each
-//     level answers exact keys by hash, "*" directly, and prefix patterns
-//     ("reports:*") by one hash probe per distinct prefix length. A request
-//     touches only the rules whose targets can match it.
+// Layout, built once by the compiler and never mutated, dense where a
+// decision reads it (each line of a 100k-rule structure is a cache miss):
+//   - rules in evaluation order ("rank"): file order, or priority order
+//     under first-applicable. Candidate lists hold ranks, so a merged,
+//     sorted candidate list is already in evaluation order.
+//   - index_ (rule_index.h): (resource type, action) -> rank lists, one
+//     slot probe and one contiguous node per matching type pattern.
+//   - each rule split hot/cold: heads_ (32 bytes: effect, role bits, pool
+//     ranges, flags), condition_heads_ (64 bytes each, enough for the
+//     common conditions) and windows_ are what candidates read; rules_ and
+//     conditions_ hold the rest (location, IP, id, obligations, regexes,
+//     sets, paths for explain).
 //   - roles are interned to bit numbers; a request's roles become a bitset
 //     once, and each rule tests its few role bits.
 //   - time zones are loaded once; a request converts its time to local time
@@ -30,6 +34,7 @@
 #include "absl/time/time.h"
 #include "engine/absl_compat.h"
 #include "engine/ip_set.h"
+#include "engine/rule_index.h"
 #include "engine/time_window.h"
 #include "engine/values.h"
 #include "pdp/v1/authorization.pb.h"
@@ -67,16 +72,51 @@ enum class Op : uint8_t {
   kEq, kNe, kIn, kNotIn, kContains, kLt, kLe, kGt, kGe, kRegex, kExists
 };
 
+// Fields in the order the evaluator reads them, so that the common
+// conditions (an attribute against a literal) touch the first two lines.
 struct AttributeCondition {
-  AttrRef attribute;
   Op op = Op::kEq;
   bool has_other = false;
-  AttrRef other;
+  bool exists_expected = true;            // exists
+  AttrRef attribute;
   Literal literal;                        // eq, ne, contains, lt..ge
+  AttrRef other;
   std::unique_ptr<ScalarSet> set;         // in / not_in with a literal list
   std::shared_ptr<const RE2> regex;       // regex; shared by equal patterns
-  bool exists_expected = true;            // exists
 };
+
+// The hot part of an attribute condition: one cache line, in the pool
+// order of PolicyImpl::conditions_. For the common conditions (an attribute
+// compared with a scalar literal: eq, ne, contains, lt..ge, or exists, with
+// a short key and a short string literal) it holds everything the evaluator
+// reads; any other condition is evaluated from the full AttributeCondition
+// (conditions_[detail]), which also gives explain its words.
+struct alignas(64) ConditionHead {
+  static constexpr size_t kInline = 23;
+  enum Flag : uint8_t { kSimple = 1, kExistsExpected = 2, kBoolean = 4 };
+
+  Op op = Op::kEq;
+  AttrRef::Source source = AttrRef::Source::kSubjectAttribute;
+  Scalar::Kind kind = Scalar::Kind::kString;  // the literal's
+  uint8_t flags = 0;
+  uint32_t detail = 0;  // index of the full condition in conditions_
+  double number = 0;
+  uint8_t key_size = 0;
+  char key[kInline] = {};
+  uint8_t text_size = 0;
+  char text[kInline] = {};
+
+  std::string_view key_view() const { return std::string_view(key, key_size); }
+  Scalar literal() const {
+    switch (kind) {
+      case Scalar::Kind::kString: return Scalar::String(std::string_view(text, text_size));
+      case Scalar::Kind::kNumber: return Scalar::Number(number);
+      case Scalar::Kind::kBool: return Scalar::Bool(flags & kBoolean);
+    }
+    return Scalar::Bool(false);
+  }
+};
+static_assert(sizeof(ConditionHead) == 64, "one condition head per cache line");
 
 struct LocationCondition {
   // Upper-case "DE" or "US-CA".
@@ -84,6 +124,11 @@ struct LocationCondition {
   absl::flat_hash_set<std::string> not_in;
 };
 
+// A rule as compiled, in rank order. The compiler fills roles, windows and
+// attributes here, then moves them into the policy's contiguous pools
+// (PolicyImpl::Flatten); what stays is the cold part: read for a rule's
+// location or IP condition, and for the id and obligations of the rules
+// that decide.
 struct CompiledRule {
   std::string id;
   Effect effect = Effect::kPermit;
@@ -97,58 +142,24 @@ struct CompiledRule {
   std::vector<v1::ObligationResult> obligations;
 };
 
-// Exact / prefix / any lookup of string patterns to values of type T.
-template <typename T>
-class PatternIndex {
- public:
-  // The slot for a pattern: "*", "prefix*" or an exact value.
-  T& Slot(const std::string& pattern) {
-    if (pattern == "*") {
-      if (!any_) any_ = std::make_unique<T>();
-      return *any_;
-    }
-    if (!pattern.empty() && pattern.back() == '*') {
-      const std::string prefix = pattern.substr(0, pattern.size() - 1);
-      for (auto& [length, map] : prefixes_) {
-        if (length == prefix.size()) return map[prefix];
-      }
-      prefixes_.emplace_back(prefix.size(), absl::flat_hash_map<std::string, T>());
-      return prefixes_.back().second[prefix];
-    }
-    return exact_[pattern];
-  }
+// The hot part of a rule: what every candidate reads, 32 bytes, two per
+// cache line, in rank order. Roles, time windows and attribute conditions
+// are ranges of the policy's pools; location and IP are flags that send the
+// evaluator to the cold CompiledRule.
+struct alignas(32) RuleHead {
+  static constexpr uint32_t kInlineRoles = 2;
+  enum Flag : uint8_t { kLocation = 1, kIp = 2 };
 
-  // Calls f(const T&) for every pattern matching `key`.
-  template <typename F>
-  void ForEachMatch(std::string_view key, F&& f) const {
-    if (auto it = exact_.find(ToAbsl(key)); it != exact_.end()) f(it->second);
-    for (const auto& [length, map] : prefixes_) {
-      if (length > key.size()) continue;
-      if (auto it = map.find(ToAbsl(key.substr(0, length))); it != map.end()) {
-        f(it->second);
-      }
-    }
-    if (any_) f(*any_);
-  }
-
-  template <typename F>
-  void ForEachValue(F&& f) const {
-    for (const auto& [k, v] : exact_) f(k, v);
-    for (const auto& [length, map] : prefixes_) {
-      for (const auto& [k, v] : map) f(k, v);
-    }
-    if (any_) f(std::string("*"), *any_);
-  }
-
- private:
-  absl::flat_hash_map<std::string, T> exact_;
-  std::vector<std::pair<size_t, absl::flat_hash_map<std::string, T>>> prefixes_;
-  std::unique_ptr<T> any_;
+  // Role bits when role_count <= kInlineRoles; else roles[0] is the offset
+  // of role_count bits in PolicyImpl::role_pool_.
+  uint32_t roles[kInlineRoles] = {0, 0};
+  uint32_t role_count = 0;
+  uint32_t windows_begin = 0, windows_end = 0;        // PolicyImpl::windows_
+  uint32_t attributes_begin = 0, attributes_end = 0;  // PolicyImpl::condition_heads_
+  Effect effect = Effect::kPermit;
+  uint8_t flags = 0;
 };
-
-using RuleList = std::vector<uint32_t>;  // ascending ranks
-using ActionIndex = PatternIndex<RuleList>;
-using TypeIndex = PatternIndex<ActionIndex>;
+static_assert(sizeof(RuleHead) == 32, "two rule heads per cache line");
 
 class PolicyImpl {
  public:
@@ -157,8 +168,17 @@ class PolicyImpl {
 
   std::string name_;
   Algorithm algorithm_ = Algorithm::kDenyOverrides;
-  std::vector<CompiledRule> rules_;  // by rank
-  TypeIndex index_;
+  // Moves each rule's roles, windows and attributes into the pools below
+  // and fills heads_. Called once by the compiler, after ranking.
+  void Flatten();
+
+  std::vector<CompiledRule> rules_;  // by rank: the cold parts
+  std::vector<RuleHead> heads_;      // by rank: the hot parts
+  std::vector<uint32_t> role_pool_;  // roles of rules with many
+  std::vector<TimeWindow> windows_;
+  std::vector<ConditionHead> condition_heads_;     // hot, by rule
+  std::vector<AttributeCondition> conditions_;     // full, same order
+  RuleIndex index_;
   absl::flat_hash_map<std::string, uint32_t> role_bits_;
   std::vector<absl::TimeZone> zones_;
   std::vector<std::unique_ptr<IpSet>> ip_sets_;

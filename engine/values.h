@@ -74,11 +74,11 @@ bool AttrEquals(const AttrValue& a, const AttrValue& b);
 // The owned, compiled form of a rule's literal.
 struct Literal {
   Scalar::Kind kind = Scalar::Kind::kString;
-  std::string text;
-  double number = 0;
-  bool boolean = false;
-  std::vector<Literal> list;  // for list literals
   bool is_list = false;
+  bool boolean = false;
+  double number = 0;
+  std::string text;
+  std::vector<Literal> list;  // for list literals
 
   // A view into this literal; valid while the literal lives unmoved.
   Scalar scalar() const;
