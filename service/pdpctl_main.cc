@@ -302,16 +302,16 @@ int Audit(const std::vector<std::string>& args) {
   request.set_limit(absl::GetFlag(FLAGS_limit));
   request.set_page_token(absl::GetFlag(FLAGS_page_token));
   const absl::Time now = absl::Now();
-  for (const auto& [flag, text, field] :
-       {std::make_tuple("since", absl::GetFlag(FLAGS_since), request.mutable_since()),
-        std::make_tuple("until", absl::GetFlag(FLAGS_until), request.mutable_until())}) {
-    if (text.empty()) continue;
+  for (const char* flag : {"since", "until"}) {
+    const bool since = flag == std::string("since");
+    const std::string text = absl::GetFlag(since ? FLAGS_since : FLAGS_until);
+    if (text.empty()) continue;  // unset: no bound (mutable_* would set it)
     absl::StatusOr<google::protobuf::Timestamp> time = ParseAuditTime(flag, text, now);
     if (!time.ok()) {
       std::cerr << "pdpctl: " << time.status().message() << "\n";
       return kUsage;
     }
-    *field = *time;
+    *(since ? request.mutable_since() : request.mutable_until()) = *time;
   }
   if (request.limit() < 0) {
     std::cerr << "pdpctl: --limit must not be negative\n";
