@@ -721,6 +721,7 @@ TEST_F(FaultTest, FullDiskFailsPutsButServingContinues) {
   EXPECT_THAT(status.error_message(), HasSubstr("[SQLITE_"));
   EXPECT_THAT(status.error_message(), HasSubstr("disk is full"));
   EXPECT_THAT(status.error_message(), HasSubstr("nothing was written"));
+  EXPECT_THAT(status.error_message(), HasSubstr("errno 28: No space left on device"));
   ExpectServingV1Only();
   if (HasFatalFailure()) return;
 
@@ -787,6 +788,10 @@ TEST_F(FaultTest, ReadOnlyDbFileFailsPutsButServingContinues) {
   EXPECT_THAT(status.error_message(), HasSubstr("[SQLITE_"));
   EXPECT_THAT(status.error_message(), ::testing::AnyOf(HasSubstr("I/O error"),
                                                        HasSubstr("read-only")));
+  // The OS's reason: writing an immutable file is EPERM.
+  EXPECT_THAT(status.error_message(),
+              ::testing::AnyOf(HasSubstr("errno 1: Operation not permitted"),
+                               HasSubstr("SQLITE_READONLY")));
   ExpectServingV1Only();
   if (HasFatalFailure()) return;
 
