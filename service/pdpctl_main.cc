@@ -11,10 +11,16 @@
 //                                           decide a JSON AuthorizeRequest,
 //                                           on the server or offline
 //   pdpctl health [SERVICE]                 exit 0 when SERVING
+//   pdpctl audit [NAME] [--caller=ID] [--method=M] [--since=T] [--until=T]
+//                [--limit=N] [--page_token=P] [--json]
+//                                           the admin audit trail, newest
+//                                           first, as a table or JSON
 //
 // Connects with the same certificate files as any client (--ca, --cert,
 // --key). Exit status: 0 success, 1 failure (printed), 2 usage error.
-// Tested by tests/integration_test.cc.
+// Tested by tests/integration_test.cc, tests/pdpctl_test.cc and
+// tests/audit_test.cc.
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -26,7 +32,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "engine/compiler.h"
 #include "engine/rule_set_io.h"
 #include "google/protobuf/util/json_util.h"
@@ -50,6 +58,15 @@ ABSL_FLAG(int64_t, version, 0, "get: version to fetch (0 = active).");
 ABSL_FLAG(bool, explain, false, "authorize: include the trace of candidate rules.");
 ABSL_FLAG(std::string, rules, "",
           "authorize: decide offline against this rule-set file instead of the server.");
+ABSL_FLAG(std::string, caller, "", "audit: only calls by this identity (exact).");
+ABSL_FLAG(std::string, method, "", "audit: only this Admin method (e.g. PutRuleSet).");
+ABSL_FLAG(std::string, since, "",
+          "audit: only events at or after this time: RFC 3339 (2026-11-24T10:00:00Z) or a "
+          "duration back from now (90m, 24h).");
+ABSL_FLAG(std::string, until, "", "audit: only events before this time (same forms as --since).");
+ABSL_FLAG(int, limit, 0, "audit: most events to show (0: the server's default, 100; max 1000).");
+ABSL_FLAG(std::string, page_token, "", "audit: continue after a previous page.");
+ABSL_FLAG(bool, json, false, "audit: print the ListAuditEventsResponse as JSON.");
 
 namespace pdp {
 namespace {
@@ -204,6 +221,116 @@ int Health(const std::vector<std::string>& args) {
   return *status == service::ServingStatus::kServing ? kOk : kFailed;
 }
 
+// --since/--until: RFC 3339, or a duration back from `now`.
+absl::StatusOr<google::protobuf::Timestamp> ParseAuditTime(const std::string& flag,
+                                                           const std::string& text,
+                                                           absl::Time now) {
+  absl::Time time;
+  std::string error;
+  absl::Duration ago;
+  if (absl::ParseDuration(text, &ago) && ago >= absl::ZeroDuration()) {
+    time = now - ago;
+  } else if (!absl::ParseTime(absl::RFC3339_full, text, &time, &error)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, "=", text,
+        ": not an RFC 3339 time (2026-11-24T10:00:00Z) or a duration (90m, 24h)"));
+  }
+  const absl::Duration since_epoch = time - absl::UnixEpoch();
+  google::protobuf::Timestamp timestamp;
+  timestamp.set_seconds(absl::ToInt64Seconds(since_epoch));
+  timestamp.set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(since_epoch - absl::Seconds(timestamp.seconds()))));
+  if (timestamp.nanos() < 0) {  // before 1970: floor the seconds
+    timestamp.set_seconds(timestamp.seconds() - 1);
+    timestamp.set_nanos(timestamp.nanos() + 1000000000);
+  }
+  return timestamp;
+}
+
+// The audit table's columns, each as wide as its widest cell; the last one
+// (what happened) is not padded. Messages are cut to keep rows readable;
+// --json has them whole.
+void PrintAuditTable(const v1::ListAuditEventsResponse& response) {
+  constexpr size_t kMaxMessage = 160;
+  std::vector<std::vector<std::string>> rows = {
+      {"ID", "TIME (UTC)", "CALLER", "ROLE", "METHOD", "RULE SET", "VERSION", "RESULT",
+       "DETAIL"}};
+  for (const v1::AuditEvent& event : response.events()) {
+    const absl::Time time = absl::FromUnixSeconds(event.time().seconds()) +
+                            absl::Nanoseconds(event.time().nanos());
+    std::string detail = event.summary();
+    if (!event.comment().empty()) absl::StrAppend(&detail, "; comment \"", event.comment(), "\"");
+    if (!event.message().empty()) {
+      std::string message = absl::StrReplaceAll(event.message(), {{"\n", " "}});
+      if (message.size() > kMaxMessage) message = message.substr(0, kMaxMessage - 3) + "...";
+      absl::StrAppend(&detail, ": ", message);
+    }
+    rows.push_back({absl::StrCat(event.id()),
+                    absl::FormatTime("%Y-%m-%d %H:%M:%S", time, absl::UTCTimeZone()),
+                    event.caller().empty() ? "-" : event.caller(), event.caller_role(),
+                    event.method(), event.rule_set().empty() ? "-" : event.rule_set(),
+                    event.version() == 0 ? "-" : absl::StrCat(event.version()),
+                    event.code_name(), detail});
+  }
+  std::vector<size_t> widths(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t i = 0; i + 1 < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+  if (!response.next_page_token().empty()) {
+    std::cout << "more: add --page_token=" << response.next_page_token() << "\n";
+  }
+}
+
+int Audit(const std::vector<std::string>& args) {
+  if (args.size() > 1) {
+    std::cerr << "usage: pdpctl audit [NAME] [--caller=ID] [--method=M] [--since=T] "
+                 "[--until=T] [--limit=N] [--page_token=P] [--json]\n";
+    return kUsage;
+  }
+  v1::ListAuditEventsRequest request;
+  if (!args.empty()) request.set_rule_set(args[0]);
+  request.set_caller(absl::GetFlag(FLAGS_caller));
+  request.set_method(absl::GetFlag(FLAGS_method));
+  request.set_limit(absl::GetFlag(FLAGS_limit));
+  request.set_page_token(absl::GetFlag(FLAGS_page_token));
+  const absl::Time now = absl::Now();
+  for (const char* flag : {"since", "until"}) {
+    const bool since = flag == std::string("since");
+    const std::string text = absl::GetFlag(since ? FLAGS_since : FLAGS_until);
+    if (text.empty()) continue;  // unset: no bound (mutable_* would set it)
+    absl::StatusOr<google::protobuf::Timestamp> time = ParseAuditTime(flag, text, now);
+    if (!time.ok()) {
+      std::cerr << "pdpctl: " << time.status().message() << "\n";
+      return kUsage;
+    }
+    *(since ? request.mutable_since() : request.mutable_until()) = *time;
+  }
+  if (request.limit() < 0) {
+    std::cerr << "pdpctl: --limit must not be negative\n";
+    return kUsage;
+  }
+  auto client = Client::Connect();
+  if (!client.ok()) return Fail(std::string(client.status().message()));
+  v1::ListAuditEventsResponse response;
+  auto context = client->Context();
+  grpc::Status status = client->admin().ListAuditEvents(context.get(), request, &response);
+  if (!status.ok()) return FailRpc(status);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::cout << ToJson(response) << "\n";
+  } else {
+    PrintAuditTable(response);
+  }
+  return kOk;
+}
+
 int Usage() {
   std::cerr << absl::ProgramUsageMessage() << "\n";
   return kUsage;
@@ -216,6 +343,7 @@ int Main(const std::vector<std::string>& positional) {
   if (command == "validate") return Validate(args);
   if (command == "authorize") return Authorize(args);
   if (command == "health") return Health(args);
+  if (command == "audit") return Audit(args);
 
   // Usage is checked before any certificate is read or connection made.
   struct Command { const char* name; size_t args; const char* usage; };
@@ -315,6 +443,8 @@ int main(int argc, char** argv) {
       "  authorize [FILE|-]        decide a JSON AuthorizeRequest (--explain; --rules=FILE "
       "decides offline)\n"
       "  health [SERVICE]          exit 0 when the server is SERVING\n"
+      "  audit [NAME]              the admin audit trail, newest first (--caller, --method, "
+      "--since, --until, --limit, --page_token, --json)\n"
       "Connection: --addr, --ca, --cert, --key (defaults: the dev PKI in .dev/certs), "
       "--insecure");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);

@@ -125,7 +125,15 @@ absl::Status Bootstrap(const std::string& path, const PolicyRegistry& registry,
   *request.mutable_rule_set() = *std::move(rule_set);
   request.set_comment(absl::StrCat("bootstrap from ", path));
   request.set_expected_version(-1);
-  auto result = manager.Put(request, "pdpd-bootstrap");
+  // Recorded in the audit trail like an admin's put, in the same
+  // transaction.
+  v1::AuditEvent audit;
+  audit.set_caller("pdpd-bootstrap");
+  audit.set_caller_role("local");
+  audit.set_method("Bootstrap");
+  audit.set_rule_set(request.rule_set().name());
+  audit.set_comment(request.comment());
+  auto result = manager.Put(request, "pdpd-bootstrap", &audit);
   if (!result.ok()) {
     return absl::Status(result.status().code(),
                         absl::StrCat("bootstrap ", path, ": ", result.status().message()));

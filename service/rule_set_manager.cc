@@ -29,7 +29,8 @@ absl::Status RuleSetManager::LoadAll() {
 }
 
 absl::StatusOr<v1::PutRuleSetResponse> RuleSetManager::Put(
-    const v1::PutRuleSetRequest& request, const std::string& author) {
+    const v1::PutRuleSetRequest& request, const std::string& author,
+    v1::AuditEvent* audit) {
   engine::CompileResult compiled = engine::Compile(request.rule_set(), options_);
   if (!compiled.ok()) return compiled.ToStatus();
   v1::PutRuleSetResponse response;
@@ -39,7 +40,7 @@ absl::StatusOr<v1::PutRuleSetResponse> RuleSetManager::Put(
   absl::MutexLock lock(&mu_);
   absl::StatusOr<v1::VersionInfo> info =
       store_->PutVersion(request.rule_set(), response.rule_count(), author,
-                         request.comment(), request.expected_version());
+                         request.comment(), request.expected_version(), audit);
   if (!info.ok()) return info.status();
   registry_->Set(compiled.policy->WithVersion(info->version()));
   *response.mutable_version() = *std::move(info);
@@ -47,7 +48,8 @@ absl::StatusOr<v1::PutRuleSetResponse> RuleSetManager::Put(
 }
 
 absl::StatusOr<v1::VersionInfo> RuleSetManager::Activate(const std::string& name,
-                                                         int64_t version) {
+                                                         int64_t version,
+                                                         v1::AuditEvent* audit) {
   if (version <= 0) return absl::InvalidArgumentError("version: must be positive");
   absl::MutexLock lock(&mu_);
   auto stored = store_->Get(name, version);
@@ -61,15 +63,15 @@ absl::StatusOr<v1::VersionInfo> RuleSetManager::Activate(const std::string& name
                      "' does not compile with this server: ",
                      compiled.ToStatus().message()));
   }
-  absl::StatusOr<v1::VersionInfo> info = store_->Activate(name, version);
+  absl::StatusOr<v1::VersionInfo> info = store_->Activate(name, version, audit);
   if (!info.ok()) return info.status();
   registry_->Set(std::move(compiled.policy));
   return info;
 }
 
-absl::Status RuleSetManager::Delete(const std::string& name) {
+absl::Status RuleSetManager::Delete(const std::string& name, v1::AuditEvent* audit) {
   absl::MutexLock lock(&mu_);
-  absl::Status status = store_->Deactivate(name);
+  absl::Status status = store_->Deactivate(name, audit);
   if (!status.ok()) return status;
   registry_->Remove(name);
   return absl::OkStatus();

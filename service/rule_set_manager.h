@@ -6,6 +6,10 @@
 // a committed version is swapped into the registry. Changes are serialized
 // by one mutex so the registry's order equals the store's commit order.
 //
+// A change may carry its audit event (pdp.v1.AuditEvent, with who and what
+// filled in): the store commits it with the change (see Store::PutVersion),
+// and on success it comes back with its id, time, version and summary.
+//
 // Thread-safe. Tested by tests/service_test.cc and the integration tests.
 #ifndef PDP_SERVICE_RULE_SET_MANAGER_H_
 #define PDP_SERVICE_RULE_SET_MANAGER_H_
@@ -34,14 +38,24 @@ class RuleSetManager {
   // subset of the rules would be worse than not starting.
   absl::Status LoadAll();
 
+  // A validate_only put stores nothing, so it leaves `audit` alone.
   absl::StatusOr<v1::PutRuleSetResponse> Put(const v1::PutRuleSetRequest& request,
-                                             const std::string& author);
-  absl::StatusOr<v1::VersionInfo> Activate(const std::string& name, int64_t version);
-  absl::Status Delete(const std::string& name);
+                                             const std::string& author,
+                                             v1::AuditEvent* audit = nullptr);
+  absl::StatusOr<v1::VersionInfo> Activate(const std::string& name, int64_t version,
+                                           v1::AuditEvent* audit = nullptr);
+  absl::Status Delete(const std::string& name, v1::AuditEvent* audit = nullptr);
 
   absl::StatusOr<v1::GetRuleSetResponse> Get(const std::string& name, int64_t version);
   absl::StatusOr<std::vector<v1::VersionInfo>> List();
   absl::StatusOr<std::vector<v1::VersionInfo>> Versions(const std::string& name);
+
+  // The audit trail: records a call that changed nothing (a read, a failed
+  // or refused call) in a transaction of its own, and lists events.
+  absl::Status Record(v1::AuditEvent* event) { return store_->AppendAuditEvent(event); }
+  absl::StatusOr<AuditPage> AuditEvents(const AuditQuery& query) {
+    return store_->ListAuditEvents(query);
+  }
 
  private:
   Store* const store_;

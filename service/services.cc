@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/policy.h"
+#include "service/audit.h"
 #include "service/log.h"
 
 namespace pdp::service {
@@ -171,6 +172,7 @@ AdminService::AdminService(const AccessPolicy* access, RuleSetManager* manager)
   SetMessageAllocatorFor_ListVersions(&versions_allocator_);
   SetMessageAllocatorFor_ActivateVersion(&activate_allocator_);
   SetMessageAllocatorFor_DeleteRuleSet(&delete_allocator_);
+  SetMessageAllocatorFor_ListAuditEvents(&audit_allocator_);
 }
 
 void AdminService::TrackCalls(CallTracker* tracker) {
@@ -180,89 +182,222 @@ void AdminService::TrackCalls(CallTracker* tracker) {
   versions_allocator_.set_tracker(tracker);
   activate_allocator_.set_tracker(tracker);
   delete_allocator_.set_tracker(tracker);
+  audit_allocator_.set_tracker(tracker);
 }
 
 grpc::ServerUnaryReactor* AdminService::Run(
-    grpc::CallbackServerContext* context, const char* method,
-    std::function<absl::Status(const Caller&)> work) {
+    grpc::CallbackServerContext* context, v1::AuditEvent event,
+    std::function<absl::Status(const Caller&, v1::AuditEvent* event)> work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Caller caller = access_->Identify(*context);
+  event.set_caller(caller.identity);
+  event.set_caller_role(RoleName(caller.role));
+  event.set_peer(context->peer());
+  const std::string method = event.method();
   if (!AccessPolicy::MayAdminister(caller.role)) {
     LogWarning("refused Admin.%s from '%s' (role %s)", method, caller.identity,
                RoleName(caller.role));
-    reactor->Finish(Refused(caller, absl::StrCat("call Admin.", method).c_str()));
+    grpc::Status refused = Refused(caller, absl::StrCat("call Admin.", method).c_str());
+    event.set_code(refused.error_code());
+    event.set_message(refused.error_message());
+    event.set_summary(absl::StrCat("refused: ", event.summary()));
+    // Queued before the answer, so the trail keeps the calls' order.
+    RecordRefusal(std::move(event));
+    reactor->Finish(refused);
     return reactor;
   }
-  worker_.Post([reactor, method, caller = std::move(caller), work = std::move(work)] {
-    absl::Status status = work(caller);
+  worker_.Post([this, reactor, caller = std::move(caller), event = std::move(event),
+                work = std::move(work)]() mutable {
+    const std::string method = event.method();
+    absl::Status status = work(caller, &event);
     LogInfo("Admin.%s by '%s': %s", method, caller.identity,
             status.ok() ? "OK" : std::string(absl::StatusCodeToString(status.code())));
-    reactor->Finish(ToGrpcStatus(status));
+    if (event.id() != 0) {
+      // A change, committed together with its record.
+      reactor->Finish(ToGrpcStatus(status));
+      return;
+    }
+    event.set_code(static_cast<int32_t>(status.code()));
+    event.set_message(std::string(status.message()));
+    if (!status.ok()) {
+      if (absl::Status recorded = manager_->Record(&event); !recorded.ok()) {
+        LogError("Admin.%s by '%s' failed and was not recorded in the audit trail: %s", method,
+                 caller.identity, recorded.message());
+        status = absl::Status(status.code(),
+                              absl::StrCat(status.message(),
+                                           " (and the audit record of this call could not be "
+                                           "written: ",
+                                           recorded.message(), ")"));
+      }
+      reactor->Finish(ToGrpcStatus(status));
+      return;
+    }
+    // A read (or a validate-only put): answered first, so that it works and
+    // is not delayed while the store cannot be written.
+    reactor->Finish(grpc::Status::OK);
+    if (absl::Status recorded = manager_->Record(&event); !recorded.ok()) {
+      LogWarning("Admin.%s by '%s' answered but not recorded in the audit trail: %s", method,
+                 caller.identity, recorded.message());
+    }
   });
   return reactor;
 }
 
+void AdminService::RecordRefusal(v1::AuditEvent event) {
+  if (queued_refusals_.fetch_add(1) >= kMaxQueuedRefusals) {
+    queued_refusals_.fetch_sub(1);
+    dropped_refusals_.fetch_add(1);
+    return;
+  }
+  worker_.Post([this, event = std::move(event)]() mutable {
+    if (const int64_t dropped = dropped_refusals_.exchange(0); dropped > 0) {
+      absl::StrAppend(event.mutable_summary(), "; ", dropped,
+                      " earlier refused calls were not recorded (too many queued)");
+    }
+    if (absl::Status recorded = manager_->Record(&event); !recorded.ok()) {
+      LogWarning("refused Admin.%s from '%s' not recorded in the audit trail: %s",
+                 event.method(), event.caller(), recorded.message());
+    }
+    queued_refusals_.fetch_sub(1);
+  });
+}
+
+namespace {
+
+v1::AuditEvent AuditEventFor(const char* method, const std::string& rule_set = "",
+                             int64_t version = 0, const std::string& comment = "",
+                             std::string summary = "") {
+  v1::AuditEvent event;
+  event.set_method(method);
+  event.set_rule_set(rule_set);
+  event.set_version(version);
+  event.set_comment(comment);
+  event.set_summary(std::move(summary));
+  return event;
+}
+
+std::string Plural(int64_t count, const char* one, const char* many) {
+  return absl::StrCat(count, " ", count == 1 ? one : many);
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* AdminService::PutRuleSet(grpc::CallbackServerContext* context,
                                                    const v1::PutRuleSetRequest* request,
                                                    v1::PutRuleSetResponse* response) {
-  return Run(context, "PutRuleSet", [this, request, response](const Caller& caller) {
-    auto result = manager_->Put(*request, caller.identity);
-    if (!result.ok()) return result.status();
-    *response = *std::move(result);
-    return absl::OkStatus();
-  });
+  std::string what =
+      absl::StrCat(request->validate_only() ? "validate only, " : "put, ",
+                   Plural(request->rule_set().rules_size(), "rule", "rules"));
+  if (request->expected_version() != 0) {
+    absl::StrAppend(&what, ", expected_version ", request->expected_version());
+  }
+  return Run(context,
+             AuditEventFor("PutRuleSet", request->rule_set().name(), 0, request->comment(),
+                           std::move(what)),
+             [this, request, response](const Caller& caller, v1::AuditEvent* event) {
+               auto result = manager_->Put(*request, caller.identity, event);
+               if (!result.ok()) return result.status();
+               if (request->validate_only()) {
+                 event->set_summary(absl::StrCat(
+                     "validate only: ", Plural(result->rule_count(), "rule", "rules"),
+                     " compile; nothing stored"));
+               }
+               *response = *std::move(result);
+               return absl::OkStatus();
+             });
 }
 
 grpc::ServerUnaryReactor* AdminService::GetRuleSet(grpc::CallbackServerContext* context,
                                                    const v1::GetRuleSetRequest* request,
                                                    v1::GetRuleSetResponse* response) {
-  return Run(context, "GetRuleSet", [this, request, response](const Caller&) {
-    auto result = manager_->Get(request->name(), request->version());
-    if (!result.ok()) return result.status();
-    *response = *std::move(result);
-    return absl::OkStatus();
-  });
+  return Run(context,
+             AuditEventFor("GetRuleSet", request->name(), request->version(), "",
+                           request->version() == 0
+                               ? std::string("get the active version")
+                               : absl::StrCat("get version ", request->version())),
+             [this, request, response](const Caller&, v1::AuditEvent* event) {
+               auto result = manager_->Get(request->name(), request->version());
+               if (!result.ok()) return result.status();
+               event->set_version(result->version().version());
+               event->set_summary(absl::StrCat(
+                   "read version ", result->version().version(),
+                   result->version().active() ? " (active), " : ", ",
+                   Plural(result->version().rule_count(), "rule", "rules")));
+               *response = *std::move(result);
+               return absl::OkStatus();
+             });
 }
 
 grpc::ServerUnaryReactor* AdminService::ListRuleSets(grpc::CallbackServerContext* context,
                                                      const v1::ListRuleSetsRequest* request,
                                                      v1::ListRuleSetsResponse* response) {
-  return Run(context, "ListRuleSets", [this, response](const Caller&) {
-    auto result = manager_->List();
-    if (!result.ok()) return result.status();
-    for (auto& info : *result) *response->add_rule_sets() = std::move(info);
-    return absl::OkStatus();
-  });
+  return Run(context, AuditEventFor("ListRuleSets", "", 0, "", "list rule sets"),
+             [this, response](const Caller&, v1::AuditEvent* event) {
+               auto result = manager_->List();
+               if (!result.ok()) return result.status();
+               event->set_summary(
+                   Plural(static_cast<int64_t>(result->size()), "active rule set",
+                          "active rule sets"));
+               for (auto& info : *result) *response->add_rule_sets() = std::move(info);
+               return absl::OkStatus();
+             });
 }
 
 grpc::ServerUnaryReactor* AdminService::ListVersions(grpc::CallbackServerContext* context,
                                                      const v1::ListVersionsRequest* request,
                                                      v1::ListVersionsResponse* response) {
-  return Run(context, "ListVersions", [this, request, response](const Caller&) {
-    auto result = manager_->Versions(request->name());
-    if (!result.ok()) return result.status();
-    for (auto& info : *result) *response->add_versions() = std::move(info);
-    return absl::OkStatus();
-  });
+  return Run(context, AuditEventFor("ListVersions", request->name(), 0, "", "list versions"),
+             [this, request, response](const Caller&, v1::AuditEvent* event) {
+               auto result = manager_->Versions(request->name());
+               if (!result.ok()) return result.status();
+               event->set_summary(
+                   Plural(static_cast<int64_t>(result->size()), "version", "versions"));
+               for (auto& info : *result) *response->add_versions() = std::move(info);
+               return absl::OkStatus();
+             });
 }
 
 grpc::ServerUnaryReactor* AdminService::ActivateVersion(
     grpc::CallbackServerContext* context, const v1::ActivateVersionRequest* request,
     v1::ActivateVersionResponse* response) {
-  return Run(context, "ActivateVersion", [this, request, response](const Caller&) {
-    auto result = manager_->Activate(request->name(), request->version());
-    if (!result.ok()) return result.status();
-    *response->mutable_version() = *std::move(result);
-    return absl::OkStatus();
-  });
+  return Run(context,
+             AuditEventFor("ActivateVersion", request->name(), request->version(),
+                           request->comment(),
+                           absl::StrCat("activate version ", request->version())),
+             [this, request, response](const Caller&, v1::AuditEvent* event) {
+               auto result = manager_->Activate(request->name(), request->version(), event);
+               if (!result.ok()) return result.status();
+               *response->mutable_version() = *std::move(result);
+               return absl::OkStatus();
+             });
 }
 
 grpc::ServerUnaryReactor* AdminService::DeleteRuleSet(grpc::CallbackServerContext* context,
                                                       const v1::DeleteRuleSetRequest* request,
                                                       v1::DeleteRuleSetResponse*) {
-  return Run(context, "DeleteRuleSet", [this, request](const Caller&) {
-    return manager_->Delete(request->name());
-  });
+  return Run(context, AuditEventFor("DeleteRuleSet", request->name(), 0, "", "delete"),
+             [this, request](const Caller&, v1::AuditEvent* event) {
+               return manager_->Delete(request->name(), event);
+             });
+}
+
+grpc::ServerUnaryReactor* AdminService::ListAuditEvents(
+    grpc::CallbackServerContext* context, const v1::ListAuditEventsRequest* request,
+    v1::ListAuditEventsResponse* response) {
+  return Run(context,
+             AuditEventFor("ListAuditEvents", request->rule_set(), 0, "", "list audit events"),
+             [this, request, response](const Caller&, v1::AuditEvent* event) {
+               absl::StatusOr<AuditQuery> query = AuditQueryFromRequest(*request);
+               if (!query.ok()) return query.status();
+               absl::StatusOr<AuditPage> page = manager_->AuditEvents(*query);
+               if (!page.ok()) return page.status();
+               event->set_summary(absl::StrCat(
+                   Plural(static_cast<int64_t>(page->events.size()), "event", "events"), " (",
+                   DescribeAuditQuery(*query), ")"));
+               for (auto& item : page->events) *response->add_events() = std::move(item);
+               response->set_next_page_token(AuditPageToken(page->next_before_id));
+               return absl::OkStatus();
+             });
 }
 
 }  // namespace pdp::service

@@ -14,6 +14,7 @@
 #ifndef PDP_SERVICE_SERVICES_H_
 #define PDP_SERVICE_SERVICES_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -151,8 +152,22 @@ class AuthorizationService final : public v1::Authorization::CallbackService {
   mutable Worker reaper_{kBackgroundNice};
 };
 
+// Every call is recorded in the audit trail (RuleSetManager::Record, the
+// store): a successful change in the change's own transaction, before the
+// answer (so an acknowledged change always has its record, and a change
+// whose record cannot be written fails); a failed call in a transaction of
+// its own, before the answer (if that write fails too, the answer says so);
+// a read, after the answer (if that write fails the read still succeeds,
+// and pdpd logs a warning); a refusal for lack of the admin role, queued to
+// the worker before the answer (at most kMaxQueuedRefusals at a time; the
+// next recorded refusal counts the ones dropped). All of it runs on one
+// worker thread in order, so the trail's order is the order of the calls.
 class AdminService final : public v1::Admin::CallbackService {
  public:
+  // Most refusals waiting on the worker to be recorded: callers without the
+  // admin role must not be able to queue unbounded work.
+  static constexpr int kMaxQueuedRefusals = 256;
+
   AdminService(const AccessPolicy* access, RuleSetManager* manager);
 
   // Counts this service's calls in `tracker` (call before the server
@@ -177,12 +192,22 @@ class AdminService final : public v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* DeleteRuleSet(grpc::CallbackServerContext* context,
                                           const v1::DeleteRuleSetRequest* request,
                                           v1::DeleteRuleSetResponse* response) override;
+  grpc::ServerUnaryReactor* ListAuditEvents(grpc::CallbackServerContext* context,
+                                            const v1::ListAuditEventsRequest* request,
+                                            v1::ListAuditEventsResponse* response) override;
 
  private:
   // Checks the admin role, then runs `work` on the worker and finishes the
-  // call with its status.
-  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context, const char* method,
-                                std::function<absl::Status(const Caller&)> work);
+  // call with its status, recording it (see the class comment). `event`
+  // says what the call is about (method, rule set, version, comment, a
+  // summary of the request); Run adds who. `work` may refine the event
+  // (the summary of what a read returned) and passes it to the store with
+  // a change, which commits it and sets its id.
+  grpc::ServerUnaryReactor* Run(
+      grpc::CallbackServerContext* context, v1::AuditEvent event,
+      std::function<absl::Status(const Caller&, v1::AuditEvent* event)> work);
+  // Queues the record of a call refused for lack of the admin role.
+  void RecordRefusal(v1::AuditEvent event);
 
   const AccessPolicy* access_;
   RuleSetManager* manager_;
@@ -196,7 +221,10 @@ class AdminService final : public v1::Admin::CallbackService {
   Allocator<v1::ListVersionsRequest, v1::ListVersionsResponse> versions_allocator_;
   Allocator<v1::ActivateVersionRequest, v1::ActivateVersionResponse> activate_allocator_;
   Allocator<v1::DeleteRuleSetRequest, v1::DeleteRuleSetResponse> delete_allocator_;
-  Worker worker_{kBackgroundNice};
+  Allocator<v1::ListAuditEventsRequest, v1::ListAuditEventsResponse> audit_allocator_;
+  std::atomic<int> queued_refusals_{0};
+  std::atomic<int64_t> dropped_refusals_{0};
+  Worker worker_{kBackgroundNice};  // last: joined first, while the rest is alive
 };
 
 grpc::Status ToGrpcStatus(const absl::Status& status);

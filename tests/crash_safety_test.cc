@@ -716,8 +716,12 @@ TEST_F(FaultTest, FullDiskFailsPutsButServingContinues) {
   grpc::Status status = Put(*admin_, GuardV2(), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << StatusText(status);
   EXPECT_THAT(status.error_message(), HasSubstr("put rule set \"guard\""));
+  // The message names the file and SQLite's extended code.
+  EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("store ", db, ": ")));
+  EXPECT_THAT(status.error_message(), HasSubstr("[SQLITE_"));
   EXPECT_THAT(status.error_message(), HasSubstr("disk is full"));
   EXPECT_THAT(status.error_message(), HasSubstr("nothing was written"));
+  EXPECT_THAT(status.error_message(), HasSubstr("errno 28: No space left on device"));
   ExpectServingV1Only();
   if (HasFatalFailure()) return;
 
@@ -779,8 +783,15 @@ TEST_F(FaultTest, ReadOnlyDbFileFailsPutsButServingContinues) {
   grpc::Status status = Put(*admin_, GuardV2(), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << StatusText(status);
   EXPECT_THAT(status.error_message(), HasSubstr("put rule set \"guard\""));
+  // The message names the file and SQLite's extended code.
+  EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("store ", db, ": ")));
+  EXPECT_THAT(status.error_message(), HasSubstr("[SQLITE_"));
   EXPECT_THAT(status.error_message(), ::testing::AnyOf(HasSubstr("I/O error"),
                                                        HasSubstr("read-only")));
+  // The OS's reason: writing an immutable file is EPERM.
+  EXPECT_THAT(status.error_message(),
+              ::testing::AnyOf(HasSubstr("errno 1: Operation not permitted"),
+                               HasSubstr("SQLITE_READONLY")));
   ExpectServingV1Only();
   if (HasFatalFailure()) return;
 
@@ -823,6 +834,9 @@ TEST_F(FaultTest, LockedDbFailsPutsButServingContinues) {
   const auto waited = Clock::now() - put_started;
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << StatusText(status);
   EXPECT_THAT(status.error_message(), HasSubstr("put rule set \"guard\""));
+  // The message names the file and SQLite's extended code.
+  EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("store ", db, ": ")));
+  EXPECT_THAT(status.error_message(), HasSubstr("[SQLITE_"));
   EXPECT_THAT(status.error_message(), HasSubstr("locked"));
   EXPECT_GE(waited, std::chrono::seconds(4)) << "the put did not wait for the busy timeout";
   EXPECT_GT(decided, 0);

@@ -1,6 +1,10 @@
 // Tests for service/store.h, the SQLite rule-set store, on real database
 // files in a fresh temporary directory per test. Faults (disk full, I/O
 // errors) are injected through a SQLite VFS that wraps the default one.
+// The audit trail: events committed with their change (and neither without
+// the other), failed calls recorded on their own, filters and pages, the
+// migration of a version 1 database in place; every error names the file,
+// SQLite's extended code and, for I/O errors, the errno.
 // After every test the database passes PRAGMA integrity_check and
 // foreign_key_check.
 #include "service/store.h"
@@ -11,7 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <latch>
@@ -199,9 +205,11 @@ class RawDb {
 
 // ---------------------------------------------------------------------------
 // A fault-injecting VFS: forwards everything to SQLite's default VFS, except
-// that while g_write_fault is not SQLITE_OK every xWrite returns it.
+// that while g_write_fault is not SQLITE_OK every xWrite returns it, with
+// errno set to g_write_errno (what the OS would have said).
 
 std::atomic<int> g_write_fault{SQLITE_OK};
+std::atomic<int> g_write_errno{EIO};
 constexpr char kFaultyVfs[] = "pdp_store_test_faulty";
 
 struct FaultyFile {
@@ -224,7 +232,10 @@ int FaultyRead(sqlite3_file* f, void* buffer, int amount,
 int FaultyWrite(sqlite3_file* f, const void* buffer, int amount,
                 sqlite3_int64 offset) {
   int fault = g_write_fault.load();
-  if (fault != SQLITE_OK) return fault;
+  if (fault != SQLITE_OK) {
+    errno = g_write_errno.load();
+    return fault;
+  }
   return RealMethods(f).xWrite(Real(f), buffer, amount, offset);
 }
 int FaultyTruncate(sqlite3_file* f, sqlite3_int64 size) {
@@ -703,10 +714,10 @@ TEST_F(StoreTest, UsesWalAndCurrentSchemaVersion) {
   store_.reset();
   RawDb raw(path_, /*read_only=*/true);
   EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(raw.Query("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.Query("PRAGMA user_version"), "2");
   EXPECT_EQ(raw.Query("SELECT name FROM sqlite_schema WHERE type = 'table' "
                       "ORDER BY name"),
-            "rule_set_versions\nrule_sets");
+            "audit_events\nrule_set_versions\nrule_sets\nsqlite_sequence");
 }
 
 TEST_F(StoreTest, RefusesNewerSchema) {
@@ -717,7 +728,7 @@ TEST_F(StoreTest, RefusesNewerSchema) {
   EXPECT_TRUE(absl::IsFailedPrecondition(store.status())) << store.status();
   EXPECT_THAT(Message(store.status()), HasSubstr("schema version 99"));
   EXPECT_THAT(Message(store.status()), HasSubstr(path_));
-  { RawDb(path_).Exec("PRAGMA user_version = 1"); }
+  { RawDb(path_).Exec("PRAGMA user_version = 2"); }
 }
 
 TEST_F(StoreTest, CorruptContentIsDataLoss) {
@@ -1061,6 +1072,415 @@ TEST_F(StoreTest, WriteFaultsRollBackCompletely) {
   // And writes work again, numbering unaffected.
   EXPECT_EQ(MustPut(MakeRuleSet("shop", 3, "c"), 1).version(), 3);
   EXPECT_EQ(MustPut(MakeRuleSet("new", 1, "n"), -1).version(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Store errors name the file, SQLite's extended code and the OS error.
+
+TEST_F(StoreTest, ErrorsNameTheFileTheExtendedCodeAndTheErrno) {
+  RegisterFaultyVfs();
+  StoreOptions options;
+  options.vfs = kFaultyVfs;
+  options.busy_timeout = absl::ZeroDuration();
+  OpenStore(options);
+  MustPut(MakeRuleSet("shop", 1, "a"), -1);
+
+  // An I/O error: the OS's errno and its text.
+  g_write_fault = SQLITE_IOERR_WRITE;
+  g_write_errno = EROFS;
+  absl::Status io = store_->PutVersion(MakeRuleSet("shop", 2, "b"), 2, "CN=x",
+                                       "", 0)
+                        .status();
+  g_write_fault = SQLITE_FULL;
+  g_write_errno = ENOSPC;
+  absl::Status full = store_->Activate("shop", 1).status();
+  g_write_fault = SQLITE_OK;
+  g_write_errno = EIO;
+  EXPECT_TRUE(absl::IsUnavailable(io)) << io;
+  EXPECT_THAT(Message(io), HasSubstr(absl::StrCat("store ", path_, ": put rule set \"shop\"")));
+  EXPECT_THAT(Message(io), HasSubstr("SQLITE_IOERR_WRITE, code 778"));
+  EXPECT_THAT(Message(io), HasSubstr("errno 30: Read-only file system"));
+  EXPECT_THAT(Message(io), HasSubstr("sqlite: disk I/O error"));
+  EXPECT_TRUE(absl::IsResourceExhausted(full)) << full;
+  EXPECT_THAT(Message(full), HasSubstr(absl::StrCat("store ", path_, ": activate rule set")));
+  EXPECT_THAT(Message(full), HasSubstr("SQLITE_FULL, code 13"));
+  EXPECT_THAT(Message(full), HasSubstr("errno 28: No space left on device"));
+
+  // Locked by another connection.
+  {
+    RawDb locker(path_);
+    locker.Exec("BEGIN IMMEDIATE");
+    absl::Status locked = store_->Deactivate("shop");
+    EXPECT_TRUE(absl::IsUnavailable(locked)) << locked;
+    EXPECT_THAT(Message(locked), HasSubstr(absl::StrCat("store ", path_, ": deactivate")));
+    EXPECT_THAT(Message(locked), HasSubstr("locked"));
+    // A lock conflict is no OS error: no errno (not even a stale one).
+    EXPECT_THAT(Message(locked), HasSubstr("[SQLITE_BUSY, code 5]"));
+    v1::AuditEvent event;
+    event.set_method("GetRuleSet");
+    absl::Status audit = store_->AppendAuditEvent(&event);
+    EXPECT_TRUE(absl::IsUnavailable(audit)) << audit;
+    EXPECT_THAT(Message(audit), HasSubstr(absl::StrCat("store ", path_, ": record GetRuleSet")));
+    locker.Exec("ROLLBACK");
+  }
+
+  // Read-only.
+  StoreOptions read_only;
+  read_only.read_only = true;
+  OpenStore(read_only);
+  absl::Status readonly =
+      store_->PutVersion(MakeRuleSet("shop", 1, "c"), 1, "CN=x", "", 0).status();
+  EXPECT_TRUE(absl::IsUnavailable(readonly)) << readonly;
+  EXPECT_THAT(Message(readonly), HasSubstr(path_));
+  EXPECT_THAT(Message(readonly), HasSubstr("SQLITE_READONLY"));
+  EXPECT_THAT(Message(readonly), HasSubstr("attempt to write a readonly database"));
+}
+
+// A database whose directory may not be written: SQLite cannot create the
+// WAL, and the error says which file and why (errno). Root ignores
+// permissions, so this runs only for other users.
+TEST_F(StoreTest, ReadOnlyDirectoryErrorNamesTheFileAndErrno) {
+  if (geteuid() == 0) {
+    GTEST_SKIP() << "root ignores directory permissions; the errno text is "
+                    "covered by ErrorsNameTheFileTheExtendedCodeAndTheErrno";
+  }
+  OpenStore();
+  MustPut(MakeRuleSet("shop", 1, "a"));
+  store_.reset();  // The last connection removes the -wal and -shm files.
+  ASSERT_EQ(chmod(dir_.c_str(), 0500), 0);
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_);
+  ASSERT_EQ(chmod(dir_.c_str(), 0700), 0);
+  ASSERT_FALSE(store.ok());
+  EXPECT_THAT(Message(store.status()), HasSubstr(path_));
+  EXPECT_THAT(Message(store.status()),
+              ::testing::AnyOf(HasSubstr("errno 13"), HasSubstr("read-only")));
+}
+
+// ---------------------------------------------------------------------------
+// The audit trail.
+
+v1::AuditEvent Who(const std::string& caller, const std::string& method,
+                   const std::string& rule_set,
+                   const std::string& comment = "") {
+  v1::AuditEvent event;
+  event.set_caller(caller);
+  event.set_caller_role("admin");
+  event.set_peer("ipv4:127.0.0.1:4242");
+  event.set_method(method);
+  event.set_rule_set(rule_set);
+  event.set_comment(comment);
+  return event;
+}
+
+std::vector<int64_t> Ids(const std::vector<v1::AuditEvent>& events) {
+  std::vector<int64_t> ids;
+  for (const v1::AuditEvent& event : events) ids.push_back(event.id());
+  return ids;
+}
+
+TEST_F(StoreTest, ChangesCommitTheirAuditEvent) {
+  OpenStore();
+  const int64_t before = absl::ToUnixMicros(absl::Now());
+  v1::AuditEvent put = Who("spiffe://a", "PutRuleSet", "shop", "first");
+  absl::StatusOr<v1::VersionInfo> info = store_->PutVersion(
+      MakeRuleSet("shop", 3, "a"), 3, "spiffe://a", "first", -1, &put);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_GT(put.id(), 0);
+  EXPECT_EQ(put.version(), 1);
+  EXPECT_EQ(put.code(), 0);
+  EXPECT_EQ(put.code_name(), "OK");
+  EXPECT_EQ(Micros(put.time()), Micros(info->created_at()));
+  EXPECT_GE(Micros(put.time()), before);
+  EXPECT_THAT(put.summary(),
+              HasSubstr("version 1 stored and activated (3 rules, sha256 " +
+                        info->sha256().substr(0, 12) + ")"));
+  EXPECT_THAT(put.summary(), HasSubstr("previously no active version"));
+
+  MustPut(MakeRuleSet("shop", 1, "b"));
+  v1::AuditEvent rollback =
+      Who("spiffe://b", "ActivateVersion", "shop", "v2 broke checkout");
+  ASSERT_TRUE(store_->Activate("shop", 1, &rollback).ok());
+  EXPECT_EQ(rollback.version(), 1);
+  EXPECT_EQ(rollback.summary(), "version 1 activated; previously version 2");
+  v1::AuditEvent deleted = Who("spiffe://a", "DeleteRuleSet", "shop");
+  ASSERT_TRUE(store_->Deactivate("shop", &deleted).ok());
+  EXPECT_EQ(deleted.version(), 1);
+  EXPECT_EQ(deleted.summary(), "deactivated (history kept); previously version 1");
+  v1::AuditEvent failed = Who("spiffe://gw", "PutRuleSet", "shop");
+  failed.set_caller_role("gateway");
+  failed.set_code(7);
+  failed.set_message("identity 'spiffe://gw' (role gateway) may not call Admin.PutRuleSet");
+  ASSERT_TRUE(store_->AppendAuditEvent(&failed).ok());
+  EXPECT_EQ(failed.code_name(), "PERMISSION_DENIED");
+
+  // Newest first, each as written; and the same after a restart.
+  for (int pass = 0; pass < 2; ++pass) {
+    absl::StatusOr<AuditPage> page = store_->ListAuditEvents({});
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_EQ(page->next_before_id, 0);
+    ASSERT_EQ(page->events.size(), 4u);
+    EXPECT_TRUE(MessageDifferencer::Equals(page->events[0], failed))
+        << page->events[0].DebugString() << " vs " << failed.DebugString();
+    EXPECT_TRUE(MessageDifferencer::Equals(page->events[1], deleted));
+    EXPECT_TRUE(MessageDifferencer::Equals(page->events[2], rollback));
+    EXPECT_TRUE(MessageDifferencer::Equals(page->events[3], put));
+    EXPECT_EQ(page->events[2].comment(), "v2 broke checkout");
+    EXPECT_EQ(page->events[2].caller(), "spiffe://b");
+    EXPECT_EQ(page->events[3].peer(), "ipv4:127.0.0.1:4242");
+    OpenStore();
+  }
+}
+
+// A change and its event commit together or not at all: a change that
+// fails writes no event (and leaves the caller's event as it was), and an
+// event that cannot be written fails the change.
+TEST_F(StoreTest, ChangeAndAuditEventShareOneTransaction) {
+  OpenStore();
+  MustPut(MakeRuleSet("shop", 1, "a"), -1);
+
+  // The change fails: no event.
+  v1::AuditEvent event = Who("spiffe://a", "PutRuleSet", "shop");
+  const v1::AuditEvent untouched = event;
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      store_->PutVersion(MakeRuleSet("shop", 1, "b"), 1, "a", "", 7, &event)
+          .status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->Activate("shop", 9, &event).status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->Deactivate("nope", &event)));
+  EXPECT_TRUE(MessageDifferencer::Equals(event, untouched));
+  EXPECT_EQ(RawDb(path_, true).Query("SELECT count(*) FROM audit_events"), "0");
+
+  // The event cannot be written: no change. (A trigger added behind the
+  // store's back makes every audit insert fail.)
+  RawDb(path_).Exec(
+      "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events "
+      "BEGIN SELECT RAISE(ABORT, 'audit disabled by the test'); END");
+  absl::Status put =
+      store_->PutVersion(MakeRuleSet("shop", 2, "c"), 2, "a", "", 0, &event)
+          .status();
+  EXPECT_FALSE(put.ok());
+  EXPECT_THAT(Message(put), HasSubstr("audit record"));
+  EXPECT_THAT(Message(put), HasSubstr("audit disabled by the test"));
+  EXPECT_THAT(Message(put), HasSubstr(path_));
+  MustPut(MakeRuleSet("shop", 1, "d"));  // Version 2, without an event.
+  EXPECT_FALSE(store_->Activate("shop", 1, &event).ok());
+  EXPECT_FALSE(store_->Deactivate("shop", &event).ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(event, untouched));
+  EXPECT_EQ(Versions(MustListVersions("shop")), (std::vector<int64_t>{2, 1}));
+  EXPECT_EQ(ActiveVersion("shop"), 2);
+
+  RawDb(path_).Exec("DROP TRIGGER no_audit");
+  ASSERT_TRUE(store_->Deactivate("shop", &event).ok());
+  EXPECT_EQ(event.version(), 2);
+  EXPECT_EQ(RawDb(path_, true).Query("SELECT count(*) FROM audit_events"), "1");
+}
+
+// A write fault while committing a change with its event: neither is there
+// afterwards, also after a restart.
+TEST_F(StoreTest, WriteFaultLosesChangeAndEventTogether) {
+  RegisterFaultyVfs();
+  StoreOptions options;
+  options.vfs = kFaultyVfs;
+  OpenStore(options);
+  MustPut(MakeRuleSet("shop", 1, "a"), -1);
+  v1::AuditEvent event = Who("spiffe://a", "PutRuleSet", "shop");
+  g_write_fault = SQLITE_IOERR_WRITE;
+  absl::Status put =
+      store_->PutVersion(MakeRuleSet("shop", 2, "b"), 2, "a", "", 1, &event)
+          .status();
+  g_write_fault = SQLITE_OK;
+  EXPECT_TRUE(absl::IsUnavailable(put)) << put;
+  OpenStore(options);
+  EXPECT_EQ(Versions(MustListVersions("shop")), (std::vector<int64_t>{1}));
+  absl::StatusOr<AuditPage> page = store_->ListAuditEvents({});
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_TRUE(page->events.empty());
+}
+
+TEST_F(StoreTest, AuditEventsFilterAndPage) {
+  OpenStore();
+  // 25 events: callers a/b alternating, rule sets x/y/z in turn, methods
+  // Get (even) and Put (odd).
+  std::vector<v1::AuditEvent> written;
+  for (int i = 0; i < 25; ++i) {
+    v1::AuditEvent event =
+        Who(i % 2 == 0 ? "a" : "b", i % 2 == 0 ? "GetRuleSet" : "PutRuleSet",
+            std::string(1, static_cast<char>('x' + i % 3)));
+    ASSERT_TRUE(store_->AppendAuditEvent(&event).ok());
+    written.push_back(event);
+  }
+  for (size_t i = 1; i < written.size(); ++i) {
+    EXPECT_GT(written[i].id(), written[i - 1].id());
+  }
+
+  // Pages of 10: 10, 10, 5, each newest first, together everything once.
+  AuditQuery query;
+  query.limit = 10;
+  std::vector<int64_t> seen;
+  std::vector<size_t> sizes;
+  for (int i = 0; i < 5; ++i) {
+    absl::StatusOr<AuditPage> page = store_->ListAuditEvents(query);
+    ASSERT_TRUE(page.ok()) << page.status();
+    sizes.push_back(page->events.size());
+    for (const auto& event : page->events) seen.push_back(event.id());
+    if (page->next_before_id == 0) break;
+    EXPECT_EQ(page->next_before_id, page->events.back().id());
+    query.before_id = page->next_before_id;
+  }
+  EXPECT_EQ(sizes, (std::vector<size_t>{10, 10, 5}));
+  std::vector<int64_t> expected = Ids(written);
+  std::reverse(expected.begin(), expected.end());
+  EXPECT_EQ(seen, expected);
+
+  // An exact page: no next page announced.
+  query = {};
+  query.limit = 25;
+  EXPECT_EQ(store_->ListAuditEvents(query)->next_before_id, 0);
+
+  // Filters, alone and together.
+  auto count = [&](const AuditQuery& q) {
+    absl::StatusOr<AuditPage> page = store_->ListAuditEvents(q);
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? page->events.size() : 0;
+  };
+  query = {};
+  query.rule_set = "x";
+  EXPECT_EQ(count(query), 9u);  // i = 0, 3, ..., 24
+  query.caller = "a";
+  EXPECT_EQ(count(query), 5u);  // i = 0, 6, 12, 18, 24
+  query.method = "PutRuleSet";
+  EXPECT_EQ(count(query), 0u);
+  query = {};
+  query.caller = "b";
+  query.method = "PutRuleSet";
+  EXPECT_EQ(count(query), 12u);
+  query.caller = "nobody";
+  EXPECT_EQ(count(query), 0u);
+
+  // Time: since inclusive, until exclusive.
+  const absl::Time t5 = absl::FromUnixMicros(Micros(written[5].time()));
+  const absl::Time t20 = absl::FromUnixMicros(Micros(written[20].time()));
+  query = {};
+  query.since = t5;
+  query.until = t20;
+  absl::StatusOr<AuditPage> window = store_->ListAuditEvents(query);
+  ASSERT_TRUE(window.ok());
+  for (const auto& event : window->events) {
+    EXPECT_GE(Micros(event.time()), Micros(written[5].time()));
+    EXPECT_LT(Micros(event.time()), Micros(written[20].time()));
+  }
+  EXPECT_GE(window->events.size(), 1u);
+  EXPECT_LE(window->events.size(), 15u);
+  query = {};
+  query.since = absl::Now() + absl::Hours(1);
+  EXPECT_EQ(count(query), 0u);
+
+  query = {};
+  query.limit = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->ListAuditEvents(query).status()));
+  query.limit = 1;
+  query.before_id = -1;
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->ListAuditEvents(query).status()));
+}
+
+TEST_F(StoreTest, LongAuditTextIsCutAtACharacterBoundary) {
+  OpenStore();
+  // 4090 ASCII bytes, then 'é' (2 bytes) repeated: the cut may not split it.
+  std::string long_text = std::string(4090, 'c');
+  for (int i = 0; i < 100; ++i) long_text += "\xc3\xa9";
+  v1::AuditEvent event = Who("spiffe://gw", "PutRuleSet", long_text, long_text);
+  ASSERT_TRUE(store_->AppendAuditEvent(&event).ok());
+  absl::StatusOr<AuditPage> page = store_->ListAuditEvents({});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->events.size(), 1u);
+  for (const std::string& text :
+       {page->events[0].rule_set(), page->events[0].comment()}) {
+    EXPECT_LE(text.size(), 4096u);
+    EXPECT_GE(text.size(), 4090u);
+    EXPECT_EQ(text.substr(text.size() - 3), "...");
+    EXPECT_EQ(text.substr(0, 4090), std::string(4090, 'c'));
+    // Valid UTF-8: what precedes "..." ends with a whole 'é'.
+    const std::string body = text.substr(0, text.size() - 3);
+    EXPECT_EQ((body.size() - 4090) % 2, 0u) << body.size();
+  }
+  EXPECT_TRUE(MessageDifferencer::Equals(page->events[0], event));
+}
+
+// A database written by the version-1 schema (before the audit trail) is
+// upgraded in place on the first read-write open: its versions, active
+// pointers and content are kept, and the audit trail works.
+TEST_F(StoreTest, MigratesAVersionOneDatabaseInPlace) {
+  const v1::RuleSet shop1 = MakeRuleSet("shop", 2, "one");
+  const v1::RuleSet shop2 = MakeRuleSet("shop", 3, "two");
+  // RawDb opens existing files only; make the file with sqlite3 directly.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    RawDb raw(path_);
+    // The version-1 schema, as service/store.cc's first migration made it.
+    raw.Exec(R"sql(
+CREATE TABLE rule_set_versions (
+  name          TEXT    NOT NULL,
+  version       INTEGER NOT NULL CHECK (version >= 1),
+  content       BLOB    NOT NULL,
+  sha256        TEXT    NOT NULL CHECK (length(sha256) = 64),
+  author        TEXT    NOT NULL,
+  comment       TEXT    NOT NULL,
+  created_at_us INTEGER NOT NULL,
+  rule_count    INTEGER NOT NULL CHECK (rule_count >= 0),
+  PRIMARY KEY (name, version)
+) STRICT;
+CREATE TABLE rule_sets (
+  name           TEXT    NOT NULL PRIMARY KEY,
+  active_version INTEGER NULL,
+  updated_at_us  INTEGER NOT NULL,
+  FOREIGN KEY (name, active_version)
+    REFERENCES rule_set_versions (name, version)
+) STRICT;
+PRAGMA user_version = 1;
+PRAGMA journal_mode = WAL;
+)sql");
+    int version = 0;
+    for (const v1::RuleSet* rule_set : {&shop1, &shop2}) {
+      ++version;
+      const std::string bytes = DeterministicBytes(*rule_set);
+      raw.Exec(absl::StrCat(
+          "INSERT INTO rule_set_versions VALUES ('shop', ", version, ", X'",
+          absl::BytesToHexString(bytes), "', '", Sha256Hex(bytes),
+          "', 'CN=old', 'from v1', ", 1700000000000000 + version, ", ",
+          rule_set->rules_size(), ")"));
+    }
+    raw.Exec("INSERT INTO rule_sets VALUES ('shop', 1, 1700000000000009)");
+  }
+  // Read-only cannot migrate.
+  StoreOptions read_only;
+  read_only.read_only = true;
+  absl::Status refused = Store::Open(path_, read_only).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_THAT(Message(refused), HasSubstr("needs migration to 2"));
+
+  OpenStore();
+  EXPECT_EQ(RawDb(path_, true).Query("PRAGMA user_version"), "2");
+  EXPECT_EQ(Versions(MustListVersions("shop")), (std::vector<int64_t>{2, 1}));
+  EXPECT_EQ(ActiveVersion("shop"), 1);
+  auto got = store_->Get("shop", 2);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(MessageDifferencer::Equals(got->first, shop2));
+  EXPECT_EQ(got->second.author(), "CN=old");
+  EXPECT_EQ(Micros(got->second.created_at()), 1700000000000002);
+
+  v1::AuditEvent event = Who("spiffe://a", "ActivateVersion", "shop", "after upgrade");
+  ASSERT_TRUE(store_->Activate("shop", 2, &event).ok());
+  EXPECT_EQ(event.summary(), "version 2 activated; previously version 1");
+  EXPECT_EQ(MustPut(MakeRuleSet("shop", 1, "three"), 2).version(), 3);
+  OpenStore();  // Opening the current schema again changes nothing.
+  absl::StatusOr<AuditPage> page = store_->ListAuditEvents({});
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].comment(), "after upgrade");
+  EXPECT_EQ(ActiveVersion("shop"), 3);
 }
 
 }  // namespace
