@@ -3,6 +3,7 @@
 #include "service/metrics_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 
@@ -29,6 +30,12 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   self->server_ = std::make_unique<httplib::Server>();
   httplib::Server& server = *self->server_;
   server.new_task_queue = [] { return new httplib::ThreadPool(1); };
+  // httplib's default sets SO_REUSEPORT, which would let a second pdpd
+  // share the port silently; SO_REUSEADDR alone allows a quick restart.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   server.Get("/metrics", [render = std::move(render)](const httplib::Request&,
                                                       httplib::Response& response) {
     response.set_content(render(), "text/plain; version=0.0.4; charset=utf-8");
