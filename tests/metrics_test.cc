@@ -17,6 +17,11 @@
 #include "gtest/gtest.h"
 #include "service/metrics.h"
 #include "service/metrics_server.h"
+#include "service/registry.h"
+#include "service/rule_set_manager.h"
+#include "service/store.h"
+#include "tests/support/engine_test_util.h"
+#include "tests/support/pdpd_process.h"
 #include "tests/support/prometheus_text.h"
 
 namespace pdp {
@@ -184,6 +189,53 @@ TEST(MetricsTest, GrpcLogHookCountsOnlyFailedTlsHandshakes) {
           "Handshake failed with fatal error SSL_ERROR_SSL: after unhooking");
   EXPECT_EQ(ParseExposition(m.ExpositionText()).Get("pdp_tls_handshake_failures_total"), 1);
   grpc_shutdown();
+}
+
+// RuleSetManager reports compile times of pushes and failures of the store
+// itself, not answers such as NOT_FOUND or a version conflict.
+TEST(MetricsTest, RuleSetManagerReportsCompileTimesAndStoreErrors) {
+  e2e::TempDir dir;
+  const std::string db = dir.File("pdp.db");
+  v1::PutRuleSetRequest put;
+  *put.mutable_rule_set() = engine_testing::RuleSetFromJson(
+      engine_testing::RuleSetJson("deny-overrides", {engine_testing::RuleJson("r", "permit")},
+                                  "shop"));
+  Metrics m;
+  {
+    auto store = service::Store::Open(db);
+    ASSERT_TRUE(store.ok()) << store.status();
+    service::PolicyRegistry registry;
+    service::RuleSetManager manager(store->get(), &registry);
+    manager.SetMetrics(&m);
+    ASSERT_TRUE(manager.Put(put, "admin").ok());
+    EXPECT_EQ(manager.Activate("shop", 9).status().code(), absl::StatusCode::kNotFound);
+    v1::PutRuleSetRequest stale = put;
+    stale.set_expected_version(5);
+    EXPECT_EQ(manager.Put(stale, "admin").status().code(),
+              absl::StatusCode::kFailedPrecondition);
+  }
+  Exposition e = ParseExposition(m.ExpositionText());
+  EXPECT_GT(e.Value("pdp_rule_set_compile_seconds", {{"rule_set", "shop"}}), 0);
+  EXPECT_EQ(e.Get("pdp_store_errors_total", {{"operation", "put"}, {"code", "UNAVAILABLE"}}),
+            std::nullopt);
+  EXPECT_THAT(m.ExpositionText(), ::testing::Not(HasSubstr("pdp_store_errors_total{")));
+
+  // The same file read-only: every write fails in the store.
+  service::StoreOptions options;
+  options.read_only = true;
+  auto store = service::Store::Open(db, options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  service::PolicyRegistry registry;
+  service::RuleSetManager manager(store->get(), &registry);
+  manager.SetMetrics(&m);
+  ASSERT_TRUE(manager.LoadAll().ok());
+  EXPECT_EQ(manager.Put(put, "admin").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(manager.Put(put, "admin").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(manager.Delete("shop").code(), absl::StatusCode::kUnavailable);
+  e = ParseExposition(m.ExpositionText());
+  EXPECT_EQ(e.Value("pdp_store_errors_total", {{"operation", "put"}, {"code", "UNAVAILABLE"}}), 2);
+  EXPECT_EQ(
+      e.Value("pdp_store_errors_total", {{"operation", "deactivate"}, {"code", "UNAVAILABLE"}}), 1);
 }
 
 TEST(MetricsServerTest, ServesTheExpositionAtSlashMetrics) {
