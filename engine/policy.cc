@@ -27,6 +27,14 @@ std::shared_ptr<const Policy> Policy::WithVersion(int64_t version) const {
 }
 size_t Policy::rule_count() const { return impl_->rules_.size(); }
 size_t Policy::memory_bytes() const { return impl_->memory_bytes_; }
+bool Policy::IsSensitive(std::string_view path) const {
+  return impl_->sensitive_.contains(ToAbsl(path));
+}
+std::vector<std::string> Policy::sensitive_attributes() const {
+  std::vector<std::string> paths(impl_->sensitive_.begin(), impl_->sensitive_.end());
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
 
 void Policy::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
                       v1::AuthorizeResponse* response) const {

@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "pdp/v1/authorization.pb.h"
@@ -43,6 +45,12 @@ class Policy {
   size_t rule_count() const;
   // Approximate bytes held by the decision structure.
   size_t memory_bytes() const;
+  // Whether the rule set marks the attribute `path` ("subject.ssn",
+  // "subject.id", "environment.header.authorization") sensitive
+  // (RuleSet.sensitive_attributes): logs and traces must mask its value.
+  bool IsSensitive(std::string_view path) const;
+  // Every path marked sensitive, sorted.
+  std::vector<std::string> sensitive_attributes() const;
 
   // Decides `request` and fills `response` completely (it is cleared
   // first). `now` is used when the request carries no time. Never fails:

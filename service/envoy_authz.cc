@@ -589,7 +589,28 @@ grpc::ServerUnaryReactor* EnvoyAuthorizationService::Check(grpc::CallbackServerC
                            ") may not call Check")));
     return reactor;
   }
-  Decide(*request, response);
+  if (recorder_ == nullptr) {
+    Decide(*request, response);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  // Decide's steps, keeping the mapped request and the decision to record.
+  const auto start = DecisionRecorder::Clock::now();
+  const MappedCheck mapped = MapCheckRequest(*request, mapping_);
+  v1::AuthorizeResponse decision;
+  if (mapped.refusal == MappedCheck::Refusal::kNone) {
+    decide_(mapped.request, &decision);
+  } else {
+    decision.set_decision(v1::INDETERMINATE);
+    decision.set_reason(mapped.refusal_reason);
+  }
+  BuildCheckResponse(mapped, decision, mapping_, response);
+  DecisionEvent event{DecisionPath::kEnvoy, start, &mapped.request, &decision};
+  event.allowed = response->status().code() == kRpcOk;
+  recorder_->Record(event, [&](CallInfo* call) {
+    call->caller = caller.identity;
+    call->request_id = request->attributes().request().http().id();
+  });
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

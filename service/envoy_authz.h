@@ -37,6 +37,7 @@
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "pdp/v1/authorization.pb.h"
 #include "service/access.h"
+#include "service/decision_log.h"
 #include "service/services.h"
 
 namespace pdp::service {
@@ -212,8 +213,15 @@ class EnvoyAuthorizationService final
   // AuthorizationService::Decide).
   using DecideFn = std::function<void(const v1::AuthorizeRequest&, v1::AuthorizeResponse*)>;
 
-  EnvoyAuthorizationService(const AccessPolicy* access, DecideFn decide, EnvoyMapping mapping)
-      : access_(access), decide_(std::move(decide)), mapping_(std::move(mapping)) {
+  // `recorder` (not owned; may be null) counts and logs every Check,
+  // including those refused before any rule was evaluated (as
+  // INDETERMINATE with the refusal's reason).
+  EnvoyAuthorizationService(const AccessPolicy* access, DecideFn decide, EnvoyMapping mapping,
+                            const DecisionRecorder* recorder = nullptr)
+      : access_(access),
+        decide_(std::move(decide)),
+        mapping_(std::move(mapping)),
+        recorder_(recorder != nullptr && recorder->active() ? recorder : nullptr) {
     SetMessageAllocatorFor_Check(&allocator_);
   }
 
@@ -235,6 +243,7 @@ class EnvoyAuthorizationService final
   const AccessPolicy* access_;
   const DecideFn decide_;
   const EnvoyMapping mapping_;
+  const DecisionRecorder* const recorder_;
   ArenaMessageAllocator<::envoy::service::auth::v3::CheckRequest,
                         ::envoy::service::auth::v3::CheckResponse>
       allocator_;

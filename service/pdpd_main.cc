@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -32,8 +33,11 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "service/access.h"
 #include "service/call_tracker.h"
+#include "service/decision_log.h"
 #include "service/envoy_authz.h"
 #include "service/log.h"
+#include "service/metrics.h"
+#include "service/metrics_server.h"
 #include "service/registry.h"
 #include "service/rule_set_manager.h"
 #include "service/services.h"
@@ -64,6 +68,27 @@ ABSL_FLAG(std::string, bootstrap_rule_set, "",
 ABSL_FLAG(std::string, port_file, "", "Write the bound port to this file once serving.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest request message accepted.");
 ABSL_FLAG(int, shutdown_grace_seconds, 5, "How long in-flight calls may finish on SIGTERM.");
+
+// Operations: decision log and metrics (service/decision_log.h,
+// service/metrics.h; the README's "Operations" section).
+ABSL_FLAG(std::string, decision_log, "",
+          "Write each decision as a JSON line to this file (\"-\": stdout; empty: off). "
+          "Sensitive attributes are masked.");
+ABSL_FLAG(double, decision_log_sample, 1.0,
+          "Fraction of PERMIT decisions logged (0..1).");
+ABSL_FLAG(double, decision_log_deny_sample, 1.0,
+          "Fraction of DENY, NOT_APPLICABLE and INDETERMINATE decisions logged (0..1).");
+ABSL_FLAG(int64_t, decision_log_max_bytes, int64_t{100} << 20,
+          "Rotate the decision log file when it would grow past this size (0: never).");
+ABSL_FLAG(int, decision_log_max_files, 5,
+          "Rotated decision log files kept (FILE.1 newest .. FILE.N).");
+ABSL_FLAG(int, decision_log_queue, 65536,
+          "Decision log lines that may wait for the writer; more are dropped and counted.");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Serve Prometheus metrics over plain HTTP at http://ADDRESS/metrics "
+          "(e.g. 127.0.0.1:9464; port 0 picks a free one); empty: off.");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "Write the bound metrics port to this file once serving.");
 
 // Envoy ext_authz (envoy.service.auth.v3.Authorization/Check); see
 // service/envoy_authz.h and the README's "Envoy ext_authz" section.
@@ -180,6 +205,37 @@ absl::StatusOr<EnvoyMapping> EnvoyMappingFromFlags() {
   return m;
 }
 
+// The decision log from the --decision_log* flags; null when it is off.
+absl::StatusOr<std::unique_ptr<DecisionLog>> OpenDecisionLogFromFlags(
+    const PolicyRegistry& registry) {
+  const std::string path = absl::GetFlag(FLAGS_decision_log);
+  if (path.empty()) return nullptr;
+  for (const auto& [flag, value] :
+       {std::pair{"--decision_log_sample", absl::GetFlag(FLAGS_decision_log_sample)},
+        std::pair{"--decision_log_deny_sample", absl::GetFlag(FLAGS_decision_log_deny_sample)}}) {
+    if (!(value >= 0.0 && value <= 1.0)) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, "=", value, ": must be in [0, 1]"));
+    }
+  }
+  if (absl::GetFlag(FLAGS_decision_log_queue) < 1) {
+    return absl::InvalidArgumentError("--decision_log_queue: must be at least 1");
+  }
+  absl::StatusOr<std::unique_ptr<DecisionLogSink>> sink =
+      OpenDecisionLogSink(path, absl::GetFlag(FLAGS_decision_log_max_bytes),
+                          absl::GetFlag(FLAGS_decision_log_max_files));
+  if (!sink.ok()) {
+    return absl::Status(sink.status().code(),
+                        absl::StrCat("--decision_log: ", sink.status().message()));
+  }
+  DecisionLog::Options options;
+  options.queue_capacity = static_cast<size_t>(absl::GetFlag(FLAGS_decision_log_queue));
+  LogInfo("decision log: %s (permits sampled %g, others %g)", path,
+          absl::GetFlag(FLAGS_decision_log_sample), absl::GetFlag(FLAGS_decision_log_deny_sample));
+  return std::make_unique<DecisionLog>(
+      *std::move(sink), options,
+      [&registry](const std::string& name) { return registry.Find(name); });
+}
+
 absl::Status WritePortFile(const std::string& path, int port) {
   const std::string tmp = path + ".tmp";
   {
@@ -229,6 +285,13 @@ int Run() {
                envoy_mapping->subject_header, envoy_mapping->roles_header);
   }
 
+  // Metrics exist whether or not they are served (counting is a few relaxed
+  // atomic adds); gRPC's log lines go through the hook that counts failed
+  // TLS handshakes.
+  Metrics metrics;
+  InstallGrpcLogHook(&metrics);
+  absl::Cleanup unhook = [] { InstallGrpcLogHook(nullptr); };
+
   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(absl::GetFlag(FLAGS_db));
   if (!store.ok()) {
     LogError("store %s: %s", absl::GetFlag(FLAGS_db), store.status().message());
@@ -236,6 +299,15 @@ int Run() {
   }
   PolicyRegistry registry;
   RuleSetManager manager(store->get(), &registry);
+  manager.SetMetrics(&metrics);
+  metrics.SetActiveRuleSetsSource([&registry] {
+    std::vector<ActiveRuleSet> sets;
+    for (const auto& policy : registry.List()) {
+      sets.push_back({policy->name(), policy->version(), policy->rule_count(),
+                      policy->memory_bytes()});
+    }
+    return sets;
+  });
   if (absl::Status s = manager.LoadAll(); !s.ok()) {
     LogError("%s", s.message());
     return 2;
@@ -248,15 +320,29 @@ int Run() {
     }
   }
 
+  absl::StatusOr<std::unique_ptr<DecisionLog>> decision_log = OpenDecisionLogFromFlags(registry);
+  if (!decision_log.ok()) {
+    LogError("%s", decision_log.status().message());
+    return 2;
+  }
+  if (*decision_log) {
+    DecisionLog* log = decision_log->get();
+    metrics.SetDecisionLogSource([log] { return log->stats(); });
+  }
+  const DecisionRecorder recorder(
+      &metrics, decision_log->get(),
+      {absl::GetFlag(FLAGS_decision_log_sample), absl::GetFlag(FLAGS_decision_log_deny_sample)});
+
   AccessPolicy access(admins, gateways, insecure);
-  AuthorizationService authorization(&access, &registry, absl::GetFlag(FLAGS_default_rule_set));
+  AuthorizationService authorization(&access, &registry, absl::GetFlag(FLAGS_default_rule_set),
+                                     &recorder);
   AdminService admin(&access, &manager);
   EnvoyAuthorizationService envoy_authz(
       &access,
       [&authorization](const v1::AuthorizeRequest& request, v1::AuthorizeResponse* response) {
         authorization.Decide(request, response);
       },
-      *std::move(envoy_mapping));
+      *std::move(envoy_mapping), &recorder);
 
   // Calls in flight, for a graceful stop that does not wait for idle
   // connections (call_tracker.h).
@@ -295,6 +381,23 @@ int Run() {
   if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     if (absl::Status s = WritePortFile(path, port); !s.ok()) LogError("%s", s.message());
   }
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (const std::string address = absl::GetFlag(FLAGS_metrics_listen); !address.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsServer>> started =
+        MetricsServer::Start(address, [&metrics] { return metrics.ExpositionText(); });
+    if (!started.ok()) {
+      LogError("%s", started.status().message());
+      server->Shutdown();
+      return 2;
+    }
+    metrics_server = *std::move(started);
+    LogInfo("metrics on http://%s/metrics (port %d)", address, metrics_server->port());
+    if (const std::string path = absl::GetFlag(FLAGS_metrics_port_file); !path.empty()) {
+      if (absl::Status s = WritePortFile(path, metrics_server->port()); !s.ok()) {
+        LogError("%s", s.message());
+      }
+    }
+  }
 
   std::thread signal_thread([&] {
     int signal = 0;
@@ -322,6 +425,14 @@ int Run() {
   });
   server->Wait();
   signal_thread.join();
+  metrics_server.reset();
+  if (*decision_log) {
+    // Every decision made is queued by now; write them all before exiting.
+    decision_log->get()->Flush(std::chrono::seconds(10));
+    const DecisionLogStats stats = decision_log->get()->stats();
+    LogInfo("decision log: %d lines written, %d dropped, %d write errors", stats.lines,
+            stats.dropped, stats.write_errors);
+  }
   LogInfo("pdpd stopped");
   return 0;
 }

@@ -39,4 +39,12 @@ void PolicyRegistry::Reset(Map map) {
 
 size_t PolicyRegistry::size() const { return Snapshot()->size(); }
 
+std::vector<std::shared_ptr<const engine::Policy>> PolicyRegistry::List() const {
+  std::shared_ptr<const Map> snapshot = Snapshot();
+  std::vector<std::shared_ptr<const engine::Policy>> out;
+  out.reserve(snapshot->size());
+  for (const auto& [name, policy] : *snapshot) out.push_back(policy);
+  return out;
+}
+
 }  // namespace pdp::service

@@ -35,6 +35,8 @@ class PolicyRegistry {
   // Replaces everything (startup load).
   void Reset(Map map);
   size_t size() const;
+  // Every active policy (for metrics scrapes), in no particular order.
+  std::vector<std::shared_ptr<const engine::Policy>> List() const;
 
  private:
   std::shared_ptr<const Map> Snapshot() const;

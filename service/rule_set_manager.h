@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "engine/compiler.h"
 #include "pdp/v1/admin.pb.h"
+#include "service/metrics.h"
 #include "service/registry.h"
 #include "service/store.h"
 
@@ -37,6 +38,10 @@ class RuleSetManager {
   // naming the set and its errors, if any no longer compiles: serving a
   // subset of the rules would be worse than not starting.
   absl::Status LoadAll();
+
+  // Reports compile times and store errors to `metrics` (not owned; null
+  // stops). Call before serving.
+  void SetMetrics(Metrics* metrics) { metrics_ = metrics; }
 
   // A validate_only put stores nothing, so it leaves `audit` alone.
   absl::StatusOr<v1::PutRuleSetResponse> Put(const v1::PutRuleSetRequest& request,
@@ -61,7 +66,20 @@ class RuleSetManager {
   Store* const store_;
   PolicyRegistry* const registry_;
   const engine::CompileOptions options_;
+  Metrics* metrics_ = nullptr;
   absl::Mutex mu_;  // serializes changes
+
+  // Compiles `rule_set` and reports how long it took.
+  engine::CompileResult Compile(const v1::RuleSet& rule_set,
+                                const engine::CompileOptions& options);
+  // Passes `status` through, counting it as a store error when it is one
+  // (a failure of the store itself, not an answer such as NOT_FOUND).
+  absl::Status Observed(const char* operation, absl::Status status);
+  template <typename T>
+  absl::StatusOr<T> Observed(const char* operation, absl::StatusOr<T> result) {
+    if (!result.ok()) Observed(operation, result.status());
+    return result;
+  }
 };
 
 }  // namespace pdp::service

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -36,8 +37,12 @@ grpc::Status Refused(const Caller& caller, const char* what) {
 
 AuthorizationService::AuthorizationService(const AccessPolicy* access,
                                            const PolicyRegistry* registry,
-                                           std::string default_rule_set)
-    : access_(access), registry_(registry), default_rule_set_(std::move(default_rule_set)) {
+                                           std::string default_rule_set,
+                                           const DecisionRecorder* recorder)
+    : access_(access),
+      registry_(registry),
+      default_rule_set_(std::move(default_rule_set)),
+      recorder_(recorder != nullptr && recorder->active() ? recorder : nullptr) {
   SetMessageAllocatorFor_Authorize(&authorize_allocator_);
   SetMessageAllocatorFor_BatchAuthorize(&batch_allocator_);
 }
@@ -81,7 +86,14 @@ grpc::ServerUnaryReactor* AuthorizationService::Authorize(
     reactor->Finish(Refused(access_->Identify(*context), "call Authorize"));
     return reactor;
   }
-  Decide(*request, response);
+  if (recorder_ == nullptr) {
+    Decide(*request, response);
+  } else {
+    const auto start = DecisionRecorder::Clock::now();
+    Decide(*request, response);
+    recorder_->Record({DecisionPath::kAuthorize, start, request, response},
+                      [context](CallInfo* call) { *call = GrpcCallInfo(*context); });
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -109,14 +121,31 @@ grpc::ServerUnaryReactor* AuthorizationService::BatchAuthorize(
   const std::string* last_name = nullptr;
   std::shared_ptr<const engine::Policy> policy;
   response->mutable_responses()->Reserve(request->requests_size());
+  // The caller's identity and request id, read once for the batch and only
+  // if a decision of it is logged.
+  std::optional<CallInfo> call;
+  auto describe_call = [&call, context](CallInfo* out) {
+    if (!call) call = GrpcCallInfo(*context);
+    *out = *call;
+  };
+  int index = 0;
   for (const v1::AuthorizeRequest& item : request->requests()) {
+    const auto start =
+        recorder_ != nullptr ? DecisionRecorder::Clock::now() : DecisionRecorder::Clock::time_point();
     const std::string& name = item.rule_set().empty() ? default_rule_set_ : item.rule_set();
     if (last_name == nullptr || *last_name != name) {
       Release(std::move(policy));
       policy = registry_->Find(name);
       last_name = &name;
     }
-    DecideWith(policy.get(), name, item, now, response->add_responses());
+    v1::AuthorizeResponse* decision = response->add_responses();
+    DecideWith(policy.get(), name, item, now, decision);
+    if (recorder_ != nullptr) {
+      DecisionEvent event{DecisionPath::kBatch, start, &item, decision};
+      event.batch_index = index;
+      recorder_->Record(event, describe_call);
+    }
+    ++index;
   }
   Release(std::move(policy));
   reactor->Finish(grpc::Status::OK);

@@ -30,6 +30,7 @@
 #include "pdp/v1/authorization.grpc.pb.h"
 #include "service/access.h"
 #include "service/call_tracker.h"
+#include "service/decision_log.h"
 #include "service/registry.h"
 #include "service/rule_set_manager.h"
 
@@ -111,8 +112,10 @@ class Worker {
 
 class AuthorizationService final : public v1::Authorization::CallbackService {
  public:
+  // `recorder` (not owned; may be null) counts and logs every decision.
   AuthorizationService(const AccessPolicy* access, const PolicyRegistry* registry,
-                       std::string default_rule_set);
+                       std::string default_rule_set,
+                       const DecisionRecorder* recorder = nullptr);
 
   grpc::ServerUnaryReactor* Authorize(grpc::CallbackServerContext* context,
                                       const v1::AuthorizeRequest* request,
@@ -146,6 +149,7 @@ class AuthorizationService final : public v1::Authorization::CallbackService {
   const AccessPolicy* access_;
   const PolicyRegistry* registry_;
   const std::string default_rule_set_;
+  const DecisionRecorder* const recorder_;
   ArenaMessageAllocator<v1::AuthorizeRequest, v1::AuthorizeResponse> authorize_allocator_;
   ArenaMessageAllocator<v1::BatchAuthorizeRequest, v1::BatchAuthorizeResponse>
       batch_allocator_;
