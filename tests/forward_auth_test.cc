@@ -1,0 +1,293 @@
+// HTTP forward-auth (service/forward_auth.h, service/forward_auth_server.h).
+//
+// Unit level: how a gateway's auth subrequest becomes an ext_authz
+// CheckRequest (Traefik/Caddy X-Forwarded-* and nginx X-Original-* headers,
+// the client IP from X-Forwarded-For, query parameters as
+// context_extensions, precise errors for a misconfigured gateway) and how a
+// CheckResponse becomes the HTTP answer.
+//
+// End to end: a real pdpd with --forward_auth_listen, called over HTTPS with
+// the test PKI's client certificates (cpp-httplib's client): allow with
+// obligation headers, 403, 401 step-up with WWW-Authenticate, 401 for a bad
+// token, 400 for a misconfigured gateway, callers without the gateway role
+// refused, no or foreign client certificate failing the handshake, and
+// --insecure refused. nginx in front: tests/nginx_e2e_test.cc.
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service/forward_auth.h"
+#include "tests/support/gateway_support.h"
+#include "tests/support/pdpd_process.h"
+
+namespace pdp {
+namespace {
+
+namespace auth = ::envoy::service::auth::v3;
+namespace core = ::envoy::config::core::v3;
+using service::ForwardAuthAnswer;
+using service::ForwardAuthAnswerFrom;
+using service::ForwardAuthCheckRequest;
+using service::ForwardAuthRequest;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+using ::testing::UnorderedElementsAre;
+
+std::map<std::string, std::string> HeaderMap(const auth::AttributeContext::HttpRequest& http) {
+  std::map<std::string, std::string> out;
+  for (const auto& h : http.header_map().headers()) out[h.key()] = h.value();
+  return out;
+}
+
+TEST(ForwardAuthMapping, TraefikAndCaddyHeaders) {
+  ForwardAuthRequest request;
+  request.headers = {{"Host", "pdp.internal:8443"},
+                     {"X-Forwarded-Method", "post"},
+                     {"X-Forwarded-Uri", "/orders/o-1/refund?amount=12"},
+                     {"X-Forwarded-Host", "shop.example.com"},
+                     {"X-Forwarded-Proto", "HTTPS"},
+                     {"X-Forwarded-For", "203.0.113.9, 10.1.2.3"},
+                     {"Authorization", "Bearer abc"},
+                     {"User-Agent", "curl/8"}};
+  request.query = {{"pdp_rule_set", "orders"}, {"pdp_resource_type", "order"}};
+  absl::StatusOr<auth::CheckRequest> check = ForwardAuthCheckRequest(request);
+  ASSERT_TRUE(check.ok()) << check.status();
+  const auto& attributes = check->attributes();
+  const auto& http = attributes.request().http();
+  EXPECT_EQ(http.method(), "POST");
+  EXPECT_EQ(http.path(), "/orders/o-1/refund?amount=12");
+  EXPECT_EQ(http.host(), "shop.example.com");
+  EXPECT_EQ(http.scheme(), "https");
+  // The last X-Forwarded-For entry: the address the gateway itself saw.
+  EXPECT_EQ(attributes.source().address().socket_address().address(), "10.1.2.3");
+  EXPECT_THAT(attributes.context_extensions(),
+              UnorderedElementsAre(Pair("pdp_rule_set", "orders"),
+                                   Pair("pdp_resource_type", "order")));
+  const auto headers = HeaderMap(http);
+  EXPECT_EQ(headers.at("authorization"), "Bearer abc");
+  EXPECT_EQ(headers.at("user-agent"), "curl/8");
+  EXPECT_EQ(headers.count("host"), 0u) << "pdp's own Host is not the request's";
+}
+
+TEST(ForwardAuthMapping, NginxOriginalHeaders) {
+  ForwardAuthRequest request;
+  request.headers = {{"X-Original-Method", "GET"},
+                     {"X-Original-URI", "/orders/o-1"},
+                     {"X-Original-Host", "shop.example.com"},
+                     {"X-Real-IP", "2001:db8::7"}};
+  absl::StatusOr<auth::CheckRequest> check = ForwardAuthCheckRequest(request);
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->attributes().request().http().method(), "GET");
+  EXPECT_EQ(check->attributes().request().http().path(), "/orders/o-1");
+  EXPECT_EQ(check->attributes().request().http().host(), "shop.example.com");
+  EXPECT_EQ(check->attributes().source().address().socket_address().address(), "2001:db8::7");
+  EXPECT_TRUE(check->attributes().context_extensions().empty());
+}
+
+TEST(ForwardAuthMapping, MisconfiguredGatewayGetsAPreciseError) {
+  struct Bad {
+    ForwardAuthRequest request;
+    std::string message;
+  };
+  const std::vector<Bad> cases = {
+      {{{{"X-Forwarded-Uri", "/a"}}, {}}, "X-Forwarded-Method or X-Original-Method"},
+      {{{{"X-Forwarded-Method", "GET"}}, {}}, "X-Forwarded-Uri or X-Original-URI"},
+      {{{{"X-Forwarded-Method", "G E T"}, {"X-Forwarded-Uri", "/a"}}, {}},
+       "x-forwarded-method: not an HTTP method"},
+      {{{{"X-Original-Method", "GET"}, {"X-Original-URI", "http://x/a"}}, {}},
+       "x-original-uri: must be an origin-form path"},
+      {{{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a\x01"}}, {}}, "control characters"},
+      {{{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a"}},
+        {{"pdp_rule_set", "a"}, {"pdp_rule_set", "b"}}},
+       "'pdp_rule_set' is given more than once"},
+  };
+  for (const Bad& bad : cases) {
+    absl::StatusOr<auth::CheckRequest> check = ForwardAuthCheckRequest(bad.request);
+    ASSERT_FALSE(check.ok()) << bad.message;
+    EXPECT_EQ(check.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(check.status().message()), HasSubstr(bad.message));
+  }
+  ForwardAuthAnswer answer = service::ForwardAuthBadRequest("why");
+  EXPECT_EQ(answer.status, 400);
+  EXPECT_THAT(answer.body, HasSubstr("why"));
+}
+
+void AddHeader(google::protobuf::RepeatedPtrField<core::HeaderValueOption>* headers,
+               const std::string& name, const std::string& value) {
+  auto* option = headers->Add();
+  option->mutable_header()->set_key(name);
+  option->mutable_header()->set_value(value);
+}
+
+TEST(ForwardAuthAnswerTest, OkIs200WithTheUpstreamHeaders) {
+  auth::CheckResponse response;
+  response.mutable_status()->set_code(0);
+  AddHeader(response.mutable_ok_response()->mutable_headers(), "x-pdp-filter-fields", "a,b.c");
+  AddHeader(response.mutable_ok_response()->mutable_headers(), "x-pdp-decision", "permit");
+  AddHeader(response.mutable_ok_response()->mutable_response_headers_to_add(), "X-Cache", "no");
+  ForwardAuthAnswer answer = ForwardAuthAnswerFrom(response);
+  EXPECT_EQ(answer.status, 200);
+  EXPECT_THAT(answer.headers, UnorderedElementsAre(Pair("x-pdp-filter-fields", "a,b.c"),
+                                                   Pair("x-pdp-decision", "permit"),
+                                                   Pair("x-cache", "no")));
+}
+
+TEST(ForwardAuthAnswerTest, DeniesKeepTheirStatusHeadersAndBody) {
+  auth::CheckResponse response;
+  response.mutable_status()->set_code(16);
+  response.mutable_denied_response()->mutable_status()->set_code(
+      envoy::type::v3::Unauthorized);
+  AddHeader(response.mutable_denied_response()->mutable_headers(), "www-authenticate",
+            "Bearer realm=\"pdp\"");
+  response.mutable_denied_response()->set_body("mfa\n");
+  ForwardAuthAnswer answer = ForwardAuthAnswerFrom(response);
+  EXPECT_EQ(answer.status, 401);
+  EXPECT_THAT(answer.headers, UnorderedElementsAre(Pair("www-authenticate", "Bearer realm=\"pdp\"")));
+  EXPECT_EQ(answer.body, "mfa\n");
+
+  // Fail closed: not OK without a denied_response, or OK without an
+  // ok_response, is a 403.
+  auth::CheckResponse odd;
+  odd.mutable_status()->set_code(7);
+  EXPECT_EQ(ForwardAuthAnswerFrom(odd).status, 403);
+  auth::CheckResponse empty;
+  EXPECT_EQ(ForwardAuthAnswerFrom(empty).status, 403);
+}
+
+// ---------------------------------------------------------------------------
+// End to end.
+
+constexpr char kIssuer[] = "https://idp.example.com";
+constexpr char kAudience[] = "orders-api";
+
+class ForwardAuthE2eTest : public ::testing::Test {
+ protected:
+  void Start(std::vector<std::string> extra = {}) {
+    e2e::ReplaceFile(dir_.File("jwks.json"), e2e::JwksJson({key_.Jwk("k1")}));
+    std::vector<std::string> flags = e2e::PdpdProcess::StandardFlags(
+        dir_.File("pdp.db"), e2e::SourcePath("docker/nginx/rules-orders.json"));
+    flags.insert(flags.end(),
+                 {"--forward_auth_listen=127.0.0.1:0",
+                  "--forward_auth_port_file=" + dir_.File("forward_auth.port"),
+                  "--jwt_jwks_file=" + dir_.File("jwks.json"),
+                  absl::StrCat("--jwt_issuers=", kIssuer),
+                  absl::StrCat("--jwt_audiences=", kAudience)});
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    ASSERT_TRUE(pdpd_.Start(flags));
+    port_ = e2e::WaitForPortFile(dir_.File("forward_auth.port"), std::chrono::seconds(5));
+    ASSERT_GT(port_, 0) << "no forward-auth port file";
+  }
+
+  std::string Bearer(const std::string& extra, std::chrono::seconds exp = std::chrono::seconds(600)) {
+    return "Bearer " +
+           e2e::SignEs256(key_, "k1", e2e::Claims(kIssuer, kAudience, "alice", exp, extra));
+  }
+
+  // A Traefik-style forward-auth call for `method` `uri`.
+  e2e::HttpResult Ask(const std::string& method, const std::string& uri,
+                      const std::string& authorization, const std::string& identity = "gateway",
+                      const std::string& query = "?pdp_rule_set=orders&pdp_resource_type=order") {
+    std::map<std::string, std::string> headers = {{"X-Forwarded-Method", method},
+                                                  {"X-Forwarded-Uri", uri},
+                                                  {"X-Forwarded-Host", "shop.example.com"},
+                                                  {"X-Forwarded-For", "192.0.2.1"}};
+    if (!authorization.empty()) headers["Authorization"] = authorization;
+    return e2e::HttpsGet(port_, identity, "/auth" + query, headers);
+  }
+
+  e2e::TempDir dir_;
+  e2e::PdpdProcess pdpd_{dir_.path()};
+  e2e::EcKey key_;
+  int port_ = 0;
+};
+
+TEST_F(ForwardAuthE2eTest, AllowDenyAndStepUpOverMtls) {
+  Start();
+  // Allowed, with the field obligation for the upstream.
+  e2e::HttpResult allowed = Ask("GET", "/orders/o-1", Bearer(R"("roles":["support"])"));
+  ASSERT_EQ(allowed.status, 200) << allowed.error << allowed.body;
+  EXPECT_EQ(allowed.headers["x-pdp-decision"], "permit");
+  EXPECT_EQ(allowed.headers["x-pdp-rule-set"], "orders");
+  EXPECT_EQ(allowed.headers["x-pdp-filter-fields"], "payment.card_number,customer.ssn");
+  // The admin certificate may ask too.
+  EXPECT_EQ(Ask("GET", "/orders/o-1", Bearer(R"("roles":["support"])"), "admin").status, 200);
+
+  // Masking: fields, and the mask.
+  e2e::HttpResult masked = Ask("GET", "/orders/o-1", Bearer(R"("roles":["auditor"])"));
+  ASSERT_EQ(masked.status, 200) << masked.body;
+  EXPECT_EQ(masked.headers["x-pdp-mask-fields"], "customer.email,payment.card_number");
+  EXPECT_EQ(masked.headers["x-pdp-mask"], "###");
+
+  // Denied: a role no rule permits, and no token at all.
+  e2e::HttpResult denied = Ask("GET", "/orders/o-1", Bearer(R"("roles":["customer"])"));
+  EXPECT_EQ(denied.status, 403) << denied.body;
+  EXPECT_EQ(denied.headers["x-pdp-decision"], "not_applicable");
+  EXPECT_THAT(denied.body, HasSubstr("no rule"));
+  EXPECT_EQ(Ask("GET", "/orders/o-1", "").status, 403);
+
+  // Step-up: a refund without MFA is 401 naming the level; with MFA, 200.
+  e2e::HttpResult step_up = Ask("POST", "/orders/o-1/refund", Bearer(R"("roles":["support"])"));
+  EXPECT_EQ(step_up.status, 401) << step_up.body;
+  EXPECT_THAT(step_up.headers["www-authenticate"],
+              HasSubstr("error=\"insufficient_user_authentication\""));
+  EXPECT_THAT(step_up.headers["www-authenticate"], HasSubstr("acr_values=\"totp\""));
+  EXPECT_EQ(
+      Ask("POST", "/orders/o-1/refund", Bearer(R"("roles":["support"],"amr":["otp"])")).status,
+      200);
+
+  // A bad token: 401 invalid_token with the reason.
+  e2e::HttpResult expired =
+      Ask("GET", "/orders/o-1", Bearer(R"("roles":["support"])", std::chrono::seconds(-3600)));
+  EXPECT_EQ(expired.status, 401);
+  EXPECT_THAT(expired.headers["www-authenticate"], HasSubstr("error=\"invalid_token\""));
+  EXPECT_THAT(expired.body, HasSubstr("expired"));
+
+  // A client cannot smuggle obligations or identities through.
+  e2e::HttpResult forged = e2e::HttpsGet(
+      port_, "gateway", "/auth?pdp_rule_set=orders&pdp_resource_type=order",
+      {{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/orders/o-1"},
+       {"X-Pdp-Subject", "mallory"}, {"X-Pdp-Roles", "support"}});
+  EXPECT_EQ(forged.status, 403) << "identity headers are not trusted by default";
+
+  // A misconfigured gateway: 400 naming the missing header.
+  e2e::HttpResult bad = e2e::HttpsGet(port_, "gateway", "/auth", {{"X-Forwarded-Uri", "/a"}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_THAT(bad.body, HasSubstr("X-Forwarded-Method"));
+  // An unknown rule set: INDETERMINATE, 403.
+  e2e::HttpResult unknown = Ask("GET", "/orders/o-1", Bearer(R"("roles":["support"])"),
+                                "gateway", "?pdp_rule_set=nope");
+  EXPECT_EQ(unknown.status, 403);
+  EXPECT_THAT(unknown.body, HasSubstr("not loaded"));
+}
+
+TEST_F(ForwardAuthE2eTest, CallersWithoutTheGatewayRoleAreRefused) {
+  Start();
+  e2e::HttpResult other = Ask("GET", "/orders/o-1", Bearer(R"("roles":["support"])"), "other");
+  EXPECT_EQ(other.status, 403);
+  EXPECT_EQ(other.headers["x-pdp-decision"], "caller_refused");
+  EXPECT_THAT(other.body, HasSubstr("spiffe://pdp.local/other/dev"));
+  // No client certificate, or one from another CA: no HTTP answer at all.
+  for (const char* identity : {"none", "foreign"}) {
+    e2e::HttpResult r = Ask("GET", "/orders/o-1", Bearer(R"("roles":["support"])"), identity);
+    EXPECT_EQ(r.status, 0) << identity << " got an answer: " << r.body;
+  }
+}
+
+TEST_F(ForwardAuthE2eTest, RefusedWithoutMtls) {
+  std::vector<std::string> flags = {"--insecure", "--db=" + dir_.File("pdp.db"),
+                                    "--forward_auth_listen=127.0.0.1:0",
+                                    "--listen=127.0.0.1:0"};
+  pdpd_.Spawn(flags);
+  std::optional<int> status = pdpd_.WaitForExit(std::chrono::seconds(20));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(*status, 2);
+  EXPECT_THAT(pdpd_.Log(), HasSubstr("--forward_auth_listen needs mTLS"));
+}
+
+}  // namespace
+}  // namespace pdp
