@@ -11,13 +11,18 @@
 // obligation headers, 403, 401 step-up with WWW-Authenticate, 401 for a bad
 // token, 400 for a misconfigured gateway, callers without the gateway role
 // refused, no or foreign client certificate failing the handshake, and
-// --insecure refused. nginx in front: tests/nginx_e2e_test.cc.
+// --insecure refused; TLS 1.2 and newer only (openssl s_client); the server
+// certificate and the client CA bundle rotated without a restart. nginx in
+// front: tests/nginx_e2e_test.cc.
 #include <chrono>
+#include <filesystem>
 #include <map>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -287,6 +292,149 @@ TEST_F(ForwardAuthE2eTest, RefusedWithoutMtls) {
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(*status, 2);
   EXPECT_THAT(pdpd_.Log(), HasSubstr("--forward_auth_listen needs mTLS"));
+}
+
+// ---------------------------------------------------------------------------
+// TLS of the forward-auth port.
+
+constexpr char kOpenssl[] = "/usr/bin/openssl";
+
+bool Openssl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {kOpenssl};
+  argv.insert(argv.end(), args.begin(), args.end());
+  e2e::CommandResult r = e2e::RunCommand(argv);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  return r.exit_code == 0;
+}
+
+// `openssl s_client` against the forward-auth port with the gateway
+// certificate; its stdout (subject of the server certificate, protocol).
+e2e::CommandResult SClient(int port, const std::vector<std::string>& extra) {
+  const e2e::TestPki& pki = e2e::Pki();
+  std::vector<std::string> argv = {kOpenssl, "s_client", "-connect", absl::StrCat("127.0.0.1:", port),
+                                   "-cert", pki.dir + "/gateway.pem", "-key",
+                                   pki.dir + "/gateway.key", "-CAfile", pki.dir + "/ca.pem",
+                                   "-verify_return_error"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return e2e::RunCommand(argv, std::chrono::seconds(20));
+}
+
+// Polls `condition` every 100 ms for up to 20 s.
+template <typename Condition>
+bool Eventually(Condition condition) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+class ForwardAuthTlsTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& tls_dir) {
+    std::vector<std::string> flags = e2e::PdpdProcess::StandardFlags(
+        dir_.File("pdp.db"), e2e::SourcePath("docker/nginx/rules-orders.json"));
+    flags.insert(flags.end(), {"--tls_cert=" + tls_dir + "/server.pem",
+                               "--tls_key=" + tls_dir + "/server.key",
+                               "--tls_ca=" + tls_dir + "/ca.pem", "--cert_refresh_seconds=1",
+                               "--forward_auth_listen=127.0.0.1:0",
+                               "--forward_auth_port_file=" + dir_.File("fa.port")});
+    ASSERT_TRUE(pdpd_.Start(flags));
+    port_ = e2e::WaitForPortFile(dir_.File("fa.port"), std::chrono::seconds(5));
+    ASSERT_GT(port_, 0);
+  }
+
+  // An answer from pdp (any status) as the client `cert`/`key`.
+  bool Answers(const std::string& cert, const std::string& key) {
+    return e2e::HttpsGetWithFiles(port_, cert, key, e2e::Pki().dir + "/ca.pem", "/auth",
+                                  {{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/"}})
+               .status != 0;
+  }
+
+  e2e::TempDir dir_;
+  e2e::PdpdProcess pdpd_{dir_.path()};
+  int port_ = 0;
+};
+
+TEST_F(ForwardAuthTlsTest, OffersTls12AndNewerOnly) {
+  Start(e2e::Pki().dir);
+  for (const char* version : {"-tls1", "-tls1_1"}) {
+    // SECLEVEL=0 lets the client offer the old protocol, so that the
+    // refusal is pdpd's.
+    e2e::CommandResult r = SClient(port_, {version, "-cipher", "DEFAULT@SECLEVEL=0"});
+    EXPECT_NE(r.exit_code, 0) << version;
+    EXPECT_THAT(r.out, HasSubstr("Cipher is (NONE)")) << version;
+  }
+  for (const auto& [flag, name] :
+       {std::pair{"-tls1_2", "TLSv1.2"}, std::pair{"-tls1_3", "TLSv1.3"}}) {
+    e2e::CommandResult r = SClient(port_, {flag});
+    EXPECT_EQ(r.exit_code, 0) << flag << r.out << r.err;
+    EXPECT_THAT(r.out, HasSubstr(absl::StrCat("New, ", name, ", Cipher is "))) << flag;
+  }
+}
+
+TEST_F(ForwardAuthTlsTest, RotatesServerCertificateAndClientCaWithoutRestart) {
+  const e2e::TestPki& pki = e2e::Pki();
+  const std::string tls = dir_.File("tls");
+  const std::string made = dir_.File("made");
+  std::filesystem::create_directories(tls);
+  std::filesystem::create_directories(made);
+  for (const char* file : {"server.pem", "server.key", "ca.pem"}) {
+    std::filesystem::copy_file(pki.dir + "/" + file, tls + "/" + file);
+  }
+  // A second server certificate from the same CA, CN pdpd-rotated.
+  e2e::WriteFile(made + "/server2.ext",
+                 "basicConstraints = critical, CA:FALSE\n"
+                 "keyUsage = critical, digitalSignature, keyAgreement\n"
+                 "extendedKeyUsage = serverAuth\n"
+                 "subjectAltName = DNS:localhost, IP:127.0.0.1\n");
+  ASSERT_TRUE(Openssl({"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                       "-out", made + "/server2.key"}));
+  ASSERT_TRUE(Openssl({"req", "-new", "-sha256", "-key", made + "/server2.key", "-subj",
+                       "/O=pdp dev/CN=pdpd-rotated", "-out", made + "/server2.csr"}));
+  ASSERT_TRUE(Openssl({"x509", "-req", "-sha256", "-in", made + "/server2.csr", "-CA",
+                       pki.dir + "/ca.pem", "-CAkey", pki.dir + "/ca.key", "-set_serial",
+                       "0x5e77e73", "-days", "30", "-extfile", made + "/server2.ext", "-out",
+                       made + "/server2.pem"}));
+  // A new client CA with its own gateway certificate.
+  const std::string new_ca = made + "/new-ca";
+  e2e::CommandResult made_ca = e2e::RunCommand(
+      {"/bin/bash", e2e::SourcePath("scripts/dev-certs.sh"), "--ca-name", "rotated CA", new_ca},
+      std::chrono::seconds(60));
+  ASSERT_EQ(made_ca.exit_code, 0) << made_ca.out << made_ca.err;
+
+  Start(tls);
+  const std::string old_gateway_cert = pki.dir + "/gateway.pem";
+  const std::string old_gateway_key = pki.dir + "/gateway.key";
+  EXPECT_THAT(SClient(port_, {}).out, HasSubstr("CN = pdpd"));
+  EXPECT_TRUE(Answers(old_gateway_cert, old_gateway_key));
+  EXPECT_FALSE(Answers(new_ca + "/gateway.pem", new_ca + "/gateway.key"));
+
+  // New server certificate: key and certificate replaced back to back.
+  e2e::ReplaceFile(tls + "/server.key", e2e::ReadFileOrEmpty(made + "/server2.key"));
+  e2e::ReplaceFile(tls + "/server.pem", e2e::ReadFileOrEmpty(made + "/server2.pem"));
+  EXPECT_TRUE(Eventually([&] { return absl::StrContains(SClient(port_, {}).out, "CN = pdpd-rotated"); }))
+      << "the new server certificate was not served within 20 s";
+  EXPECT_TRUE(Answers(old_gateway_cert, old_gateway_key));
+
+  // Both CAs during the change-over, then only the new one.
+  e2e::ReplaceFile(tls + "/ca.pem", e2e::ReadFileOrEmpty(pki.dir + "/ca.pem") +
+                                        e2e::ReadFileOrEmpty(new_ca + "/ca.pem"));
+  EXPECT_TRUE(Eventually([&] { return Answers(new_ca + "/gateway.pem", new_ca + "/gateway.key"); }))
+      << "a client of the added CA was not accepted within 20 s";
+  EXPECT_TRUE(Answers(old_gateway_cert, old_gateway_key));
+  e2e::ReplaceFile(tls + "/ca.pem", e2e::ReadFileOrEmpty(new_ca + "/ca.pem"));
+  EXPECT_TRUE(Eventually([&] { return !Answers(old_gateway_cert, old_gateway_key); }))
+      << "a client of the removed CA was still accepted after 20 s";
+  EXPECT_TRUE(Answers(new_ca + "/gateway.pem", new_ca + "/gateway.key"));
+
+  // A broken file keeps the previous material.
+  e2e::ReplaceFile(tls + "/ca.pem", "not a certificate");
+  // Nothing to poll for: that nothing changes shows only after a refresh
+  // period has passed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(Answers(new_ca + "/gateway.pem", new_ca + "/gateway.key"));
 }
 
 }  // namespace

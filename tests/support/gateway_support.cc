@@ -258,7 +258,6 @@ httplib::Headers ToHeaders(const std::map<std::string, std::string>& headers) {
 
 HttpResult HttpsGet(int port, const std::string& identity, const std::string& target,
                     const std::map<std::string, std::string>& headers) {
-  IgnoreSigpipe();
   const TestPki& pki = Pki();
   std::string cert, key;
   if (identity == "foreign") {
@@ -268,10 +267,17 @@ HttpResult HttpsGet(int port, const std::string& identity, const std::string& ta
     cert = absl::StrCat(pki.dir, "/", identity, ".pem");
     key = absl::StrCat(pki.dir, "/", identity, ".key");
   }
+  return HttpsGetWithFiles(port, cert, key, pki.dir + "/ca.pem", target, headers);
+}
+
+HttpResult HttpsGetWithFiles(int port, const std::string& cert, const std::string& key,
+                             const std::string& ca, const std::string& target,
+                             const std::map<std::string, std::string>& headers) {
+  IgnoreSigpipe();
   std::unique_ptr<httplib::SSLClient> client =
       cert.empty() ? std::make_unique<httplib::SSLClient>("127.0.0.1", port)
                    : std::make_unique<httplib::SSLClient>("127.0.0.1", port, cert, key);
-  client->set_ca_cert_path((pki.dir + "/ca.pem").c_str());
+  client->set_ca_cert_path(ca.c_str());
   client->enable_server_certificate_verification(true);
   client->set_connection_timeout(10, 0);
   client->set_read_timeout(10, 0);

@@ -103,6 +103,11 @@ struct HttpResult {
 HttpResult HttpsGet(int port, const std::string& identity, const std::string& target,
                     const std::map<std::string, std::string>& headers);
 
+// The same with any client certificate and key ("" for none) and CA file.
+HttpResult HttpsGetWithFiles(int port, const std::string& cert, const std::string& key,
+                             const std::string& ca, const std::string& target,
+                             const std::map<std::string, std::string>& headers);
+
 // A plain HTTP request to 127.0.0.1:port (nginx's client side).
 HttpResult HttpRequest(int port, const std::string& method, const std::string& target,
                        const std::map<std::string, std::string>& headers);
