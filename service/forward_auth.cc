@@ -2,6 +2,7 @@
 // forward_auth.h. Tested by tests/forward_auth_test.cc.
 #include "service/forward_auth.h"
 
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/ascii.h"

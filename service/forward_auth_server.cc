@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -254,6 +256,8 @@ struct ForwardAuthServer::Impl {
   CheckFn check;
   int port = 0;
   std::thread thread;
+  // Set by the listening thread when it returns (also when listening failed).
+  std::atomic<bool> finished{false};
   bool stopped = false;
 
   void Handle(const httplib::Request& req, httplib::Response& res) const {
@@ -300,6 +304,12 @@ int ForwardAuthServer::port() const { return impl_->port; }
 void ForwardAuthServer::Stop() {
   if (impl_->stopped) return;
   impl_->stopped = true;
+  // cpp-httplib's stop() does nothing until the listening loop runs: wait
+  // for it to start (or to have ended) so that a stop right after Start()
+  // cannot be lost.
+  while (!impl_->server->is_running() && !impl_->finished.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   impl_->server->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }
@@ -369,8 +379,11 @@ absl::StatusOr<std::unique_ptr<ForwardAuthServer>> ForwardAuthServer::Start(
     }
     impl->port = port;
   }
-  httplib::SSLServer* server = impl->server.get();
-  impl->thread = std::thread([server] { server->listen_after_bind(); });
+  Impl* running = impl.get();
+  impl->thread = std::thread([running] {
+    running->server->listen_after_bind();
+    running->finished = true;
+  });
   return std::unique_ptr<ForwardAuthServer>(new ForwardAuthServer(std::move(impl)));
 }
 
