@@ -14,6 +14,7 @@
 // --insecure refused; TLS 1.2 and newer only (openssl s_client); the server
 // certificate and the client CA bundle rotated without a restart. nginx in
 // front: tests/nginx_e2e_test.cc.
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -26,7 +27,9 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/access.h"
 #include "service/forward_auth.h"
+#include "service/forward_auth_server.h"
 #include "tests/support/gateway_support.h"
 #include "tests/support/pdpd_process.h"
 
@@ -162,6 +165,72 @@ TEST(ForwardAuthAnswerTest, DeniesKeepTheirStatusHeadersAndBody) {
   EXPECT_EQ(ForwardAuthAnswerFrom(odd).status, 403);
   auth::CheckResponse empty;
   EXPECT_EQ(ForwardAuthAnswerFrom(empty).status, 403);
+}
+
+// ---------------------------------------------------------------------------
+// The server in process, with a stand-in decision.
+
+service::ForwardAuthServerOptions InProcessOptions() {
+  const e2e::TestPki& pki = e2e::Pki();
+  service::ForwardAuthServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.tls = {pki.dir + "/server.pem", pki.dir + "/server.key", pki.dir + "/ca.pem"};
+  options.threads = 2;
+  return options;
+}
+
+TEST(ForwardAuthServerTest, AsksTheCheckFunctionOncePerRequest) {
+  service::AccessPolicy access({}, {"spiffe://pdp.local/gateway/*"}, false);
+  std::atomic<int> calls{0};
+  auto server = service::ForwardAuthServer::Start(
+      InProcessOptions(), &access,
+      [&calls](const auth::CheckRequest& request, auth::CheckResponse* response) {
+        ++calls;
+        response->mutable_status()->set_code(0);
+        AddHeader(response->mutable_ok_response()->mutable_headers(), "x-seen-path",
+                  request.attributes().request().http().path());
+      });
+  ASSERT_TRUE(server.ok()) << server.status();
+  e2e::HttpResult r = e2e::HttpsGet((*server)->port(), "gateway", "/auth?pdp_rule_set=x",
+                                    {{"X-Original-Method", "GET"}, {"X-Original-URI", "/p?q=1"}});
+  EXPECT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_EQ(r.headers["x-seen-path"], "/p?q=1");
+  EXPECT_EQ(calls.load(), 1);
+  // Refused callers and bad requests never reach the decision.
+  EXPECT_EQ(e2e::HttpsGet((*server)->port(), "admin", "/auth",
+                          {{"X-Original-Method", "GET"}, {"X-Original-URI", "/"}})
+                .status,
+            403);
+  EXPECT_EQ(e2e::HttpsGet((*server)->port(), "gateway", "/auth", {}).status, 400);
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST(ForwardAuthServerTest, StopsRightAfterStarting) {
+  service::AccessPolicy access({}, {}, false);
+  for (int i = 0; i < 20; ++i) {
+    auto server = service::ForwardAuthServer::Start(InProcessOptions(), &access,
+                                                     [](const auto&, auto*) {});
+    ASSERT_TRUE(server.ok()) << server.status();
+    EXPECT_GT((*server)->port(), 0);
+    (*server)->Stop();
+  }
+}
+
+TEST(ForwardAuthServerTest, RefusesBadAddressesAndTlsFiles) {
+  service::AccessPolicy access({}, {}, false);
+  auto check = [](const auth::CheckRequest&, auth::CheckResponse*) {};
+  service::ForwardAuthServerOptions options = InProcessOptions();
+  options.listen = "8443";
+  auto bad = service::ForwardAuthServer::Start(options, &access, check);
+  EXPECT_THAT(bad.status().ToString(), HasSubstr("is not host:port"));
+  options = InProcessOptions();
+  options.tls.key = e2e::Pki().dir + "/gateway.key";
+  bad = service::ForwardAuthServer::Start(options, &access, check);
+  EXPECT_THAT(bad.status().ToString(), HasSubstr("does not match the certificate"));
+  options = InProcessOptions();
+  options.tls.ca = e2e::Pki().dir + "/missing.pem";
+  bad = service::ForwardAuthServer::Start(options, &access, check);
+  EXPECT_THAT(bad.status().ToString(), HasSubstr("missing.pem"));
 }
 
 // ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 // an unknown kid are each a 401 invalid_token deny with the reason; keys
 // rotate by replacing the JWKS file; bad --jwt_* flags stop pdpd at start.
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -279,6 +280,10 @@ TEST_F(JwtGatewayE2eTest, RotatedJwksFileIsPickedUp) {
 }
 
 TEST_F(JwtGatewayE2eTest, BadJwtFlagsStopPdpd) {
+  std::filesystem::permissions(jwks_, std::filesystem::perms::owner_read |
+                                          std::filesystem::perms::owner_write |
+                                          std::filesystem::perms::group_read |
+                                          std::filesystem::perms::others_read);
   struct BadFlags {
     std::string flag;
     std::string message;
@@ -287,6 +292,8 @@ TEST_F(JwtGatewayE2eTest, BadJwtFlagsStopPdpd) {
            {"--jwt_issuers=", "issuer"},
            {"--jwt_jwks_file=" + dir_.File("missing.json"), "missing.json"},
            {"--jwt_clock_skew_seconds=900", "skew"},
+           // HS256 secrets in a file others can read.
+           {"--jwt_allow_hs256", "readable by group or others"},
        }) {
     std::vector<std::string> flags = Flags();
     flags.push_back(bad.flag);
