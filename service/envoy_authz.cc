@@ -589,14 +589,21 @@ grpc::ServerUnaryReactor* EnvoyAuthorizationService::Check(grpc::CallbackServerC
                            ") may not call Check")));
     return reactor;
   }
+  DecideAndRecord(*request, caller.identity, DecisionPath::kEnvoy, response);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+void EnvoyAuthorizationService::DecideAndRecord(const auth::CheckRequest& request,
+                                                const std::string& caller, DecisionPath path,
+                                                auth::CheckResponse* response) const {
   if (recorder_ == nullptr) {
-    Decide(*request, response);
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
+    Decide(request, response);
+    return;
   }
   // Decide's steps, keeping the mapped request and the decision to record.
   const auto start = DecisionRecorder::Clock::now();
-  const MappedCheck mapped = MapCheckRequest(*request, mapping_);
+  const MappedCheck mapped = MapCheckRequest(request, mapping_);
   v1::AuthorizeResponse decision;
   if (mapped.refusal == MappedCheck::Refusal::kNone) {
     decide_(mapped.request, &decision);
@@ -605,14 +612,12 @@ grpc::ServerUnaryReactor* EnvoyAuthorizationService::Check(grpc::CallbackServerC
     decision.set_reason(mapped.refusal_reason);
   }
   BuildCheckResponse(mapped, decision, mapping_, response);
-  DecisionEvent event{DecisionPath::kEnvoy, start, &mapped.request, &decision};
+  DecisionEvent event{path, start, &mapped.request, &decision};
   event.allowed = response->status().code() == kRpcOk;
   recorder_->Record(event, [&](CallInfo* call) {
-    call->caller = caller.identity;
-    call->request_id = request->attributes().request().http().id();
+    call->caller = caller;
+    call->request_id = request.attributes().request().http().id();
   });
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
 }
 
 }  // namespace pdp::service

@@ -237,6 +237,13 @@ class EnvoyAuthorizationService final
   void Decide(const ::envoy::service::auth::v3::CheckRequest& request,
               ::envoy::service::auth::v3::CheckResponse* response) const;
 
+  // Steps 1-3 for an already admitted `caller` (its verified identity),
+  // counted and logged by the recorder as a decision of `path`: Check's
+  // work, and the HTTP forward-auth path's (forward_auth_server.h).
+  void DecideAndRecord(const ::envoy::service::auth::v3::CheckRequest& request,
+                       const std::string& caller, DecisionPath path,
+                       ::envoy::service::auth::v3::CheckResponse* response) const;
+
   const EnvoyMapping& mapping() const { return mapping_; }
 
  private:

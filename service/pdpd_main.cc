@@ -4,14 +4,22 @@
 // if one no longer compiles), optionally bootstraps a rule set from a file,
 // and serves pdp.v1.Authorization, pdp.v1.Admin, Envoy's ext_authz
 // (envoy.service.auth.v3.Authorization, unless --envoy_ext_authz=false),
-// grpc.health.v1 and server reflection over mutual TLS. SIGTERM or SIGINT
+// grpc.health.v1 and server reflection over mutual TLS, and, with
+// --forward_auth_listen, HTTP forward-auth for nginx, Traefik and Caddy on an
+// HTTPS port of its own (service/forward_auth_server.h). With --jwt_jwks_file,
+// bearer tokens on both gateway paths are verified and become the subject
+// (service/jwt_subject_resolver.h). SIGTERM or SIGINT
 // shuts down gracefully: in-flight calls finish, new ones are refused.
 //
-// Tested end to end by tests/integration_test.cc.
+// Tested end to end by tests/integration_test.cc, tests/jwt_gateway_test.cc
+// and tests/nginx_e2e_test.cc.
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -35,6 +43,9 @@
 #include "service/call_tracker.h"
 #include "service/decision_log.h"
 #include "service/envoy_authz.h"
+#include "service/forward_auth_server.h"
+#include "service/jwt.h"
+#include "service/jwt_subject_resolver.h"
 #include "service/log.h"
 #include "service/metrics.h"
 #include "service/metrics_server.h"
@@ -134,6 +145,45 @@ ABSL_FLAG(std::vector<std::string>, envoy_passthrough_obligations, {},
 ABSL_FLAG(bool, envoy_reason_in_body, true,
           "Put the decision's reason in the 401/403 body sent to the client (false: a "
           "generic text; Envoy still gets the reason).");
+
+// HTTP forward-auth (nginx auth_request, Traefik ForwardAuth, Caddy
+// forward_auth); see service/forward_auth.h and the README's "HTTP
+// forward-auth" section. It uses the --envoy_* mapping flags too.
+ABSL_FLAG(std::string, forward_auth_listen, "",
+          "Serve HTTP forward-auth over HTTPS (mTLS, the --tls_* files) on this host:port "
+          "(port 0 picks a free one); empty: off.");
+ABSL_FLAG(std::string, forward_auth_port_file, "",
+          "Write the bound forward-auth port to this file once serving.");
+ABSL_FLAG(int, forward_auth_threads, 4,
+          "Threads serving forward-auth connections (each serves one connection at a time).");
+
+// Bearer tokens (JWT) on the gateway paths; see service/jwt.h and the
+// README's "Tokens (JWT)" section.
+ABSL_FLAG(std::string, jwt_jwks_file, "",
+          "JWKS file (RFC 7517) with the keys that sign accepted bearer tokens; empty: "
+          "tokens are not read. Replace it (rename) to rotate keys.");
+ABSL_FLAG(std::vector<std::string>, jwt_issuers, {},
+          "Accepted token issuers (the iss claim); required with --jwt_jwks_file.");
+ABSL_FLAG(std::vector<std::string>, jwt_audiences, {},
+          "Accepted audiences (the aud claim must contain one); required with --jwt_jwks_file.");
+ABSL_FLAG(std::string, jwt_subject_claim, "sub", "Claim holding the subject id.");
+ABSL_FLAG(std::string, jwt_roles_claim, "roles",
+          "Claim holding the roles: a claim name or a dotted path (realm_access.roles); an "
+          "array of strings or a space/comma-separated string.");
+ABSL_FLAG(int, jwt_clock_skew_seconds, 60, "Allowed clock difference for exp, nbf and iat (0-300).");
+ABSL_FLAG(std::vector<std::string>, jwt_algorithms,
+          std::vector<std::string>({"RS256", "ES256", "EdDSA"}),
+          "Accepted signature algorithms (RS256, ES256, EdDSA; HS256 needs --jwt_allow_hs256).");
+ABSL_FLAG(bool, jwt_allow_hs256, false,
+          "Also accept HS256 with shared secrets (\"oct\" keys) from the JWKS file, which then "
+          "holds secrets and must not be readable by group or others.");
+ABSL_FLAG(std::vector<std::string>, jwt_mfa_amr_values,
+          std::vector<std::string>({"mfa", "otp", "hwk"}),
+          "amr values that mean a second factor was used (subject.mfa = true).");
+ABSL_FLAG(std::vector<std::string>, jwt_mfa_acr_values,
+          std::vector<std::string>({"http://schemas.openid.net/pape/policies/2007/06/multi-factor"}),
+          "acr values that mean a second factor was used.");
+ABSL_FLAG(int, jwt_refresh_seconds, 10, "How often the JWKS file is checked for changes.");
 
 namespace pdp::service {
 namespace {
@@ -236,6 +286,94 @@ absl::StatusOr<std::unique_ptr<DecisionLog>> OpenDecisionLogFromFlags(
       [&registry](const std::string& name) { return registry.Find(name); });
 }
 
+// The JWT resolver from the --jwt_* flags, and its key set (reloaded by
+// the caller); both null when --jwt_jwks_file is empty.
+struct JwtSetup {
+  std::shared_ptr<JwksKeySet> keys;
+  std::shared_ptr<const SubjectResolver> resolver;
+};
+
+absl::StatusOr<JwtSetup> JwtFromFlags() {
+  JwtSetup setup;
+  const std::string path = absl::GetFlag(FLAGS_jwt_jwks_file);
+  if (path.empty()) return setup;
+  JwksOptions jwks_options;
+  JwtVerifierOptions options;
+  options.algorithms = absl::GetFlag(FLAGS_jwt_algorithms);
+  if (absl::GetFlag(FLAGS_jwt_allow_hs256)) {
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--jwt_allow_hs256: ", path, " holds shared secrets and is readable by group or "
+          "others (chmod 600 it)"));
+    }
+    jwks_options.allow_symmetric_keys = true;
+    if (std::find(options.algorithms.begin(), options.algorithms.end(), "HS256") ==
+        options.algorithms.end()) {
+      options.algorithms.push_back("HS256");
+    }
+  }
+  auto keys = JwksKeySet::Open(path, jwks_options);
+  if (!keys.ok()) return absl::Status(keys.status().code(), absl::StrCat("--jwt_jwks_file: ", keys.status().message()));
+  options.issuers = absl::GetFlag(FLAGS_jwt_issuers);
+  options.audiences = absl::GetFlag(FLAGS_jwt_audiences);
+  options.subject_claim = absl::GetFlag(FLAGS_jwt_subject_claim);
+  options.roles_claim = absl::GetFlag(FLAGS_jwt_roles_claim);
+  options.clock_skew = absl::Seconds(absl::GetFlag(FLAGS_jwt_clock_skew_seconds));
+  options.mfa_amr_values = absl::GetFlag(FLAGS_jwt_mfa_amr_values);
+  options.mfa_acr_values = absl::GetFlag(FLAGS_jwt_mfa_acr_values);
+  auto verifier = JwtVerifier::Create(std::move(options), *keys);
+  if (!verifier.ok()) {
+    return absl::Status(verifier.status().code(),
+                        absl::StrCat("--jwt_* flags: ", verifier.status().message()));
+  }
+  setup.keys = *keys;
+  setup.resolver = std::make_shared<JwtSubjectResolver>(*std::move(verifier));
+  return setup;
+}
+
+// Calls ReloadIfChanged on the JWKS every `period` until stopped, logging
+// each new key set and each new error once.
+class JwksReloader {
+ public:
+  JwksReloader(std::shared_ptr<JwksKeySet> keys, std::chrono::seconds period)
+      : keys_(std::move(keys)), period_(period), thread_([this] { Loop(); }) {}
+  ~JwksReloader() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::string last_error;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, period_, [this] { return stopping_; })) {
+      absl::StatusOr<bool> changed = keys_->ReloadIfChanged();
+      if (!changed.ok()) {
+        if (std::string(changed.status().message()) != last_error) {
+          last_error = std::string(changed.status().message());
+          LogError("jwt: reloading %s failed, keeping the previous keys: %s", keys_->path(),
+                   last_error);
+        }
+      } else if (*changed) {
+        last_error.clear();
+        LogInfo("jwt: reloaded %s (%d keys)", keys_->path(), keys_->keys().size());
+      }
+    }
+  }
+
+  const std::shared_ptr<JwksKeySet> keys_;
+  const std::chrono::seconds period_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;  // last: starts once the rest is set
+};
+
 absl::Status WritePortFile(const std::string& path, int port) {
   const std::string tmp = path + ".tmp";
   {
@@ -257,6 +395,10 @@ int Run() {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A peer that closes its connection must not kill the server: writes to
+  // it fail with EPIPE instead (gRPC's own sockets never raise SIGPIPE, but
+  // the forward-auth server's TLS writes would).
+  signal(SIGPIPE, SIG_IGN);
 
   const bool insecure = absl::GetFlag(FLAGS_insecure);
   const TlsFiles tls{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
@@ -277,6 +419,27 @@ int Run() {
   absl::StatusOr<EnvoyMapping> envoy_mapping = EnvoyMappingFromFlags();
   if (!envoy_mapping.ok()) {
     LogError("%s", envoy_mapping.status().message());
+    return 2;
+  }
+  absl::StatusOr<JwtSetup> jwt = JwtFromFlags();
+  if (!jwt.ok()) {
+    LogError("%s", jwt.status().message());
+    return 2;
+  }
+  std::unique_ptr<JwksReloader> jwks_reloader;
+  if (jwt->resolver != nullptr) {
+    // A presented token is checked before any trusted identity header.
+    envoy_mapping->resolvers.insert(envoy_mapping->resolvers.begin(), jwt->resolver);
+    jwks_reloader = std::make_unique<JwksReloader>(
+        jwt->keys, std::chrono::seconds(std::max(1, absl::GetFlag(FLAGS_jwt_refresh_seconds))));
+    LogInfo("jwt: bearer tokens from issuers [%s] for audiences [%s], %d keys from %s",
+            absl::StrJoin(absl::GetFlag(FLAGS_jwt_issuers), ", "),
+            absl::StrJoin(absl::GetFlag(FLAGS_jwt_audiences), ", "), jwt->keys->keys().size(),
+            jwt->keys->path());
+  }
+  const std::string forward_auth_listen = absl::GetFlag(FLAGS_forward_auth_listen);
+  if (!forward_auth_listen.empty() && insecure) {
+    LogError("--forward_auth_listen needs mTLS: it cannot be used with --insecure");
     return 2;
   }
   if (absl::GetFlag(FLAGS_envoy_trust_identity_headers)) {
@@ -378,6 +541,33 @@ int Run() {
   LogInfo("pdpd serving on port %d (%s); admins [%s], gateways [%s], default rule set '%s'",
           port, insecure ? "INSECURE plaintext" : "mTLS", absl::StrJoin(admins, ", "),
           absl::StrJoin(gateways, ", "), absl::GetFlag(FLAGS_default_rule_set));
+  std::unique_ptr<ForwardAuthServer> forward_auth;
+  if (!forward_auth_listen.empty()) {
+    ForwardAuthServerOptions options;
+    options.listen = forward_auth_listen;
+    options.tls = tls;
+    options.cert_refresh_seconds = absl::GetFlag(FLAGS_cert_refresh_seconds);
+    options.threads = absl::GetFlag(FLAGS_forward_auth_threads);
+    auto started = ForwardAuthServer::Start(
+        options, &access,
+        [&envoy_authz](const envoy::service::auth::v3::CheckRequest& request,
+                       const std::string& caller,
+                       envoy::service::auth::v3::CheckResponse* response) {
+          envoy_authz.DecideAndRecord(request, caller, DecisionPath::kForwardAuth, response);
+        });
+    if (!started.ok()) {
+      LogError("%s", started.status().message());
+      server->Shutdown();
+      return 2;
+    }
+    forward_auth = *std::move(started);
+    LogInfo("forward-auth serving on port %d (HTTPS, mTLS)", forward_auth->port());
+    if (const std::string path = absl::GetFlag(FLAGS_forward_auth_port_file); !path.empty()) {
+      if (absl::Status s = WritePortFile(path, forward_auth->port()); !s.ok()) {
+        LogError("%s", s.message());
+      }
+    }
+  }
   if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     if (absl::Status s = WritePortFile(path, port); !s.ok()) LogError("%s", s.message());
   }
@@ -406,6 +596,7 @@ int Run() {
     LogInfo("signal %d: shutting down (grace %ds, %d call(s) in flight)", signal, grace,
             static_cast<int>(calls.active()));
     server->GetHealthCheckService()->SetServingStatus(false);
+    if (forward_auth != nullptr) forward_auth->Stop();
     // Stop admitting calls and connections (gRPC core; idempotent, so the
     // Shutdown below repeats it harmlessly), let the calls in flight finish,
     // then close the connections that are only open: Shutdown with a

@@ -34,6 +34,7 @@
 #include "gtest/gtest.h"
 #include "obligations/obligations.h"
 #include "pdp/v1/authorization.pb.h"
+#include "tests/support/gateway_support.h"
 #include "tests/support/pdpd_process.h"
 
 namespace pdp::obligations {
@@ -44,6 +45,7 @@ using ::google::protobuf::util::MessageDifferencer;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 template <typename Message>
 Message FromJson(const std::string& json) {
@@ -685,6 +687,67 @@ TEST_F(ExampleOrdersServiceTest, BadInputIsAUsageError) {
   EXPECT_EQ(r.exit_code, 2);
   r = e2e::RunCommand({ExampleBinary(), "--bogus"});
   EXPECT_EQ(r.exit_code, 2);
+}
+
+// ---- The example service over HTTP (--listen) -------------------------------
+
+class ExampleOrdersServiceHttpTest : public ExampleOrdersServiceTest {
+ protected:
+  void SetUp() override {
+    ExampleOrdersServiceTest::SetUp();
+    ASSERT_TRUE(service_.Spawn({ExampleBinary(), "--listen=127.0.0.1:0",
+                                "--port_file=" + dir_.File("port")}));
+    port_ = e2e::WaitForPortFile(dir_.File("port"), std::chrono::seconds(10), &service_);
+    ASSERT_GT(port_, 0) << "the service did not start";
+  }
+
+  e2e::HttpResult Get(const std::string& path, std::map<std::string, std::string> headers) {
+    return e2e::HttpRequest(port_, "GET", path, headers);
+  }
+
+  e2e::ChildProcess service_{"example_orders_service", dir_.File("service.log")};
+  int port_ = 0;
+};
+
+TEST_F(ExampleOrdersServiceHttpTest, AppliesTheGatewaysObligationHeaders) {
+  // No obligations: the whole order.
+  e2e::HttpResult r = Get("/orders/o-5001", {});
+  ASSERT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_THAT(r.body, HasSubstr("4111 1111 1111 1111"));
+  EXPECT_EQ(r.headers["content-type"], "application/json");
+
+  r = Get("/orders/o-5001", {{"X-Pdp-Filter-Fields", "payment.card_number, customer.ssn"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, Not(HasSubstr("card_number")));
+  EXPECT_THAT(r.body, Not(HasSubstr("078-05-1120")));
+  EXPECT_THAT(r.body, HasSubstr("\"expiry\""));
+  EXPECT_EQ(r.headers["x-applied-filter-fields"], "payment.card_number,customer.ssn");
+
+  r = Get("/orders/o-5001",
+          {{"X-Pdp-Mask-Fields", "customer.email"}, {"X-Pdp-Mask", "[hidden]"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("\"email\":\"[hidden]\""));
+  EXPECT_EQ(r.headers["x-applied-mask-fields"], "customer.email");
+
+  EXPECT_EQ(Get("/elsewhere", {}).status, 404);
+}
+
+TEST_F(ExampleOrdersServiceHttpTest, FailsClosedOnHeadersItCannotParse) {
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"X-Pdp-Filter-Fields", "payment.card_number,,ssn"},
+           {"X-Pdp-Filter-Fields", "payment..card_number"},
+           {"X-Pdp-Mask-Fields", ","}}) {
+    e2e::HttpResult r = Get("/orders/o-5001", {{name, value}});
+    EXPECT_EQ(r.status, 502) << name << ": " << value;
+    EXPECT_THAT(r.body, HasSubstr("cannot apply the gateway's obligations")) << value;
+    EXPECT_THAT(r.body, Not(HasSubstr("4111"))) << value;
+  }
+}
+
+TEST_F(ExampleOrdersServiceTest, HttpModeRefusesABadListenAddress) {
+  e2e::CommandResult r = e2e::RunCommand({ExampleBinary(), "--listen=nowhere"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("not host:port"));
 }
 
 }  // namespace
