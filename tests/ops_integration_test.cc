@@ -24,6 +24,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "pdp/v1/decision_log.pb.h"
+#include "tests/support/gateway_support.h"
 #include "tests/support/pdpd_process.h"
 #include "tests/support/prometheus_text.h"
 
@@ -117,7 +118,13 @@ class OpsE2eTest : public ::testing::Test {
     flags.push_back("--metrics_listen=127.0.0.1:0");
     flags.push_back("--metrics_port_file=" + dir_.File("metrics.port"));
     flags.push_back("--envoy_header_attributes=user-agent,authorization");
+    flags.push_back("--forward_auth_listen=127.0.0.1:0");
+    flags.push_back("--forward_auth_port_file=" + dir_.File("forward_auth.port"));
     ASSERT_TRUE(pdpd_.Start(flags));
+    ASSERT_TRUE(WaitFor([&] {
+      std::ifstream in(dir_.File("forward_auth.port"));
+      return static_cast<bool>(in >> forward_auth_port_) && forward_auth_port_ > 0;
+    })) << "no forward-auth port file";
     ASSERT_TRUE(WaitFor([&] {
       std::ifstream in(dir_.File("metrics.port"));
       return static_cast<bool>(in >> metrics_port_) && metrics_port_ > 0;
@@ -145,6 +152,7 @@ class OpsE2eTest : public ::testing::Test {
   std::string log_path_ = dir_.File("decisions.log");
   PdpdProcess pdpd_{dir_.path()};
   int metrics_port_ = 0;
+  int forward_auth_port_ = 0;
 };
 
 TEST_F(OpsE2eTest, DecisionsAreLoggedAndCounted) {
@@ -285,6 +293,48 @@ TEST_F(OpsE2eTest, DecisionsAreLoggedAndCounted) {
   EXPECT_EQ(pdpd_.Stop(), 0);
   EXPECT_EQ(Lines(log_path_).size(), 11u);
   EXPECT_THAT(pdpd_.Log(), HasSubstr("decision log: 11 lines written, 0 dropped"));
+}
+
+// The HTTP forward-auth path is logged and counted like the others, with
+// the gateway's X-Request-Id, and header bytes that are not UTF-8 still
+// give a parseable line.
+TEST_F(OpsE2eTest, ForwardAuthDecisionsAreLoggedAndCounted) {
+  const Exposition before = Scrape();
+  e2e::HttpResult allowed = e2e::HttpsGet(
+      forward_auth_port_, "gateway", "/auth?pdp_rule_set=ops",
+      {{"X-Original-Method", "GET"}, {"X-Original-URI", "/docs/1"}, {"X-Request-Id", "fa-1"},
+       {"Authorization", "Bearer very-secret"}, {"User-Agent", std::string("agent\xff\xfe", 7)}});
+  EXPECT_EQ(allowed.status, 200) << allowed.error << allowed.body;
+  e2e::HttpResult denied = e2e::HttpsGet(forward_auth_port_, "gateway", "/auth?pdp_rule_set=ops",
+                                         {{"X-Original-Method", "DELETE"},
+                                          {"X-Original-URI", "/docs/1"},
+                                          {"X-Request-Id", "fa-2"}});
+  EXPECT_EQ(denied.status, 403) << denied.error << denied.body;
+
+  ASSERT_TRUE(WaitFor([&] { return Lines(log_path_).size() >= 2; }));
+  const std::vector<std::string> lines = Lines(log_path_);
+  ASSERT_EQ(lines.size(), 2u);
+  const v1::DecisionLogEntry first = Parse(lines[0]);
+  const v1::DecisionLogEntry second = Parse(lines[1]);
+  EXPECT_THAT(lines[0], Not(HasSubstr("very-secret")));
+  EXPECT_EQ(first.path(), "forward_auth");
+  EXPECT_EQ(first.caller(), kGateway);
+  EXPECT_EQ(first.request_id(), "fa-1");
+  EXPECT_EQ(first.decision(), v1::PERMIT);
+  EXPECT_TRUE(first.allowed());
+  EXPECT_EQ(first.attributes().environment().at("header.authorization").string_value(), "****");
+  EXPECT_EQ(second.path(), "forward_auth");
+  EXPECT_EQ(second.request_id(), "fa-2");
+  EXPECT_EQ(second.decision(), v1::NOT_APPLICABLE);
+  EXPECT_FALSE(second.allowed());
+
+  const Exposition after = Scrape();
+  EXPECT_EQ(Decisions(after, "forward_auth", "ops", "permit") -
+                Decisions(before, "forward_auth", "ops", "permit"),
+            1);
+  EXPECT_EQ(Decisions(after, "forward_auth", "ops", "not_applicable") -
+                Decisions(before, "forward_auth", "ops", "not_applicable"),
+            1);
 }
 
 TEST_F(OpsE2eTest, FailedTlsHandshakesAreCounted) {
