@@ -5,7 +5,7 @@
 #
 # OUT_DIR gets an EC P-256 CA (ca.pem, ca.key; 10 years) and leaf
 # certificates signed by it (825 days), keys mode 0600:
-#   server.pem/.key   CN=pdpd      DNS:localhost, IP:127.0.0.1, IP:::1   serverAuth
+#   server.pem/.key   CN=pdpd      DNS:localhost, DNS:pdpd, IP:127.0.0.1, IP:::1   serverAuth
 #   gateway.pem/.key  CN=gateway   URI:spiffe://pdp.local/gateway/dev    clientAuth
 #   admin.pem/.key    CN=admin     URI:spiffe://pdp.local/admin/dev      clientAuth
 #   other.pem/.key    CN=stranger  URI:spiffe://pdp.local/other/dev      clientAuth
@@ -102,7 +102,7 @@ EOF
     -extfile "$tmp/$name.ext" -out "$tmp/$name.pem" 2>/dev/null
 }
 
-leaf server pdpd "DNS:localhost, IP:127.0.0.1, IP:::1" serverAuth
+leaf server pdpd "DNS:localhost, DNS:pdpd, IP:127.0.0.1, IP:::1" serverAuth
 leaf gateway gateway "URI:spiffe://pdp.local/gateway/dev" clientAuth
 leaf admin admin "URI:spiffe://pdp.local/admin/dev" clientAuth
 leaf other stranger "URI:spiffe://pdp.local/other/dev" clientAuth
