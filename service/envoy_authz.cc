@@ -612,7 +612,11 @@ void EnvoyAuthorizationService::DecideAndRecord(const auth::CheckRequest& reques
     decision.set_reason(mapped.refusal_reason);
   }
   BuildCheckResponse(mapped, decision, mapping_, response);
-  DecisionEvent event{path, start, &mapped.request, &decision};
+  DecisionEvent event;
+  event.path = path;
+  event.start = start;
+  event.request = &mapped.request;
+  event.response = &decision;
   event.allowed = response->status().code() == kRpcOk;
   recorder_->Record(event, [&](CallInfo* call) {
     call->caller = caller;

@@ -77,7 +77,7 @@ class RuleSetManager {
   absl::Status Observed(const char* operation, absl::Status status);
   template <typename T>
   absl::StatusOr<T> Observed(const char* operation, absl::StatusOr<T> result) {
-    if (!result.ok()) Observed(operation, result.status());
+    if (!result.ok()) Observed(operation, result.status()).IgnoreError();  // counted only
     return result;
   }
 };

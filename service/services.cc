@@ -91,7 +91,7 @@ grpc::ServerUnaryReactor* AuthorizationService::Authorize(
   } else {
     const auto start = DecisionRecorder::Clock::now();
     Decide(*request, response);
-    recorder_->Record({DecisionPath::kAuthorize, start, request, response},
+    recorder_->Record({DecisionPath::kAuthorize, start, request, response, std::nullopt, -1},
                       [context](CallInfo* call) { *call = GrpcCallInfo(*context); });
   }
   reactor->Finish(grpc::Status::OK);
@@ -141,8 +141,7 @@ grpc::ServerUnaryReactor* AuthorizationService::BatchAuthorize(
     v1::AuthorizeResponse* decision = response->add_responses();
     DecideWith(policy.get(), name, item, now, decision);
     if (recorder_ != nullptr) {
-      DecisionEvent event{DecisionPath::kBatch, start, &item, decision};
-      event.batch_index = index;
+      const DecisionEvent event{DecisionPath::kBatch, start, &item, decision, std::nullopt, index};
       recorder_->Record(event, describe_call);
     }
     ++index;
