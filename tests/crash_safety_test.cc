@@ -59,6 +59,7 @@
 #include "pdp/v1/admin.grpc.pb.h"
 #include "pdp/v1/authorization.grpc.pb.h"
 #include "tests/support/pdpd_process.h"
+#include "tests/support/store_hash.h"
 
 namespace pdp::e2e {
 namespace {
@@ -72,25 +73,6 @@ using Clock = std::chrono::steady_clock;
 std::string StatusText(const grpc::Status& status) {
   return absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
                       ": ", status.error_message());
-}
-
-// Protobuf's deterministic encoding, as the store hashes it.
-std::string CanonicalBytes(const v1::RuleSet& rule_set) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    EXPECT_TRUE(rule_set.SerializeToCodedStream(&coded));
-  }
-  return bytes;
-}
-
-std::string Sha256Hex(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EXPECT_EQ(EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr), 1);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), size));
 }
 
 std::vector<std::string> Flags(const std::string& db) {

@@ -39,6 +39,7 @@
 #include "pdp/v1/admin.grpc.pb.h"
 #include "pdp/v1/authorization.grpc.pb.h"
 #include "tests/support/pdpd_process.h"
+#include "tests/support/store_hash.h"
 
 namespace pdp::e2e {
 namespace {
@@ -190,25 +191,6 @@ std::map<std::string, int64_t> ActiveVersions(v1::Admin::Stub& admin) {
     active[info.rule_set()] = info.version();
   }
   return active;
-}
-
-// Protobuf's deterministic encoding, as the store hashes it.
-std::string CanonicalBytes(const v1::RuleSet& rule_set) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    EXPECT_TRUE(rule_set.SerializeToCodedStream(&coded));
-  }
-  return bytes;
-}
-
-std::string Sha256Hex(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EXPECT_EQ(EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr), 1);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), size));
 }
 
 bool HasObligation(const v1::AuthorizeResponse& response, const std::string& type) {
