@@ -247,7 +247,12 @@ grpc::ServerUnaryReactor* AdminService::Run(
     }
     event.set_code(static_cast<int32_t>(status.code()));
     event.set_message(std::string(status.message()));
-    if (!status.ok()) {
+    // A store that could not take the change (locked, read-only, full)
+    // would most likely make its audit record wait out the same busy
+    // timeout and fail too: answer first, then try to record it.
+    const bool store_failed = status.code() == absl::StatusCode::kUnavailable ||
+                              status.code() == absl::StatusCode::kResourceExhausted;
+    if (!status.ok() && !store_failed) {
       if (absl::Status recorded = manager_->Record(&event); !recorded.ok()) {
         LogError("Admin.%s by '%s' failed and was not recorded in the audit trail: %s", method,
                  caller.identity, recorded.message());
@@ -260,9 +265,10 @@ grpc::ServerUnaryReactor* AdminService::Run(
       reactor->Finish(ToGrpcStatus(status));
       return;
     }
-    // A read (or a validate-only put): answered first, so that it works and
-    // is not delayed while the store cannot be written.
-    reactor->Finish(grpc::Status::OK);
+    // A read or a validate-only put (answered first, so that it works and is
+    // not delayed while the store cannot be written), or a change the store
+    // could not take.
+    reactor->Finish(ToGrpcStatus(status));
     if (absl::Status recorded = manager_->Record(&event); !recorded.ok()) {
       LogWarning("Admin.%s by '%s' answered but not recorded in the audit trail: %s", method,
                  caller.identity, recorded.message());

@@ -604,30 +604,18 @@ absl::Status InsertAuditEvent(sqlite3* db, int64_t now_us,
   if (!stmt.ok()) return stmt.status();
   Statement& insert = **stmt;
   absl::Status status;
-  if (status = insert.BindInt64(1, now_us); !status.ok()) return status;
-  if (status = insert.BindText(2, event->caller()); !status.ok()) return status;
-  if (status = insert.BindText(3, event->caller_role()); !status.ok()) {
-    return status;
+  for (const auto& [index, value] :
+       {std::pair<int, int64_t>{1, now_us}, {7, event->version()},
+        {10, event->code()}}) {
+    if (status = insert.BindInt64(index, value); !status.ok()) return status;
   }
-  if (status = insert.BindText(4, event->peer()); !status.ok()) return status;
-  if (status = insert.BindText(5, event->method()); !status.ok()) return status;
-  if (status = insert.BindText(6, event->rule_set()); !status.ok()) {
-    return status;
-  }
-  if (status = insert.BindInt64(7, event->version()); !status.ok()) {
-    return status;
-  }
-  if (status = insert.BindText(8, event->comment()); !status.ok()) {
-    return status;
-  }
-  if (status = insert.BindText(9, event->summary()); !status.ok()) {
-    return status;
-  }
-  if (status = insert.BindInt64(10, event->code()); !status.ok()) {
-    return status;
-  }
-  if (status = insert.BindText(11, event->message()); !status.ok()) {
-    return status;
+  for (const auto& [index, value] :
+       {std::pair<int, const std::string*>{2, &event->caller()},
+        {3, &event->caller_role()}, {4, &event->peer()},
+        {5, &event->method()}, {6, &event->rule_set()},
+        {8, &event->comment()}, {9, &event->summary()},
+        {11, &event->message()}}) {
+    if (status = insert.BindText(index, *value); !status.ok()) return status;
   }
   if (status = insert.Run(); !status.ok()) return status;
   event->set_id(sqlite3_last_insert_rowid(db));
