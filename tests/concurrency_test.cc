@@ -45,7 +45,7 @@
 // access histories, both growing with the work done. There LeakSanitizer
 // finds leaks instead, and this test reports pdpd's RSS without asserting
 // on it.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(PDP_SANITIZED) || defined(__SANITIZE_ADDRESS__)
 #define PDP_RSS_IS_MEANINGLESS 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
