@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/policy.h"
+#include "grpcpp/support/proto_buffer_reader.h"
+#include "grpcpp/support/proto_buffer_writer.h"
 #include "service/audit.h"
 #include "service/log.h"
 
@@ -194,7 +196,6 @@ void Worker::Loop() {
 
 AdminService::AdminService(const AccessPolicy* access, RuleSetManager* manager)
     : access_(access), manager_(manager) {
-  SetMessageAllocatorFor_PutRuleSet(&put_allocator_);
   SetMessageAllocatorFor_GetRuleSet(&get_allocator_);
   SetMessageAllocatorFor_ListRuleSets(&list_allocator_);
   SetMessageAllocatorFor_ListVersions(&versions_allocator_);
@@ -204,7 +205,7 @@ AdminService::AdminService(const AccessPolicy* access, RuleSetManager* manager)
 }
 
 void AdminService::TrackCalls(CallTracker* tracker) {
-  put_allocator_.set_tracker(tracker);
+  put_tracker_ = tracker;
   get_allocator_.set_tracker(tracker);
   list_allocator_.set_tracker(tracker);
   versions_allocator_.set_tracker(tracker);
@@ -213,29 +214,36 @@ void AdminService::TrackCalls(CallTracker* tracker) {
   audit_allocator_.set_tracker(tracker);
 }
 
-grpc::ServerUnaryReactor* AdminService::Run(
-    grpc::CallbackServerContext* context, v1::AuditEvent event,
-    std::function<absl::Status(const Caller&, v1::AuditEvent* event)> work) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Caller caller = access_->Identify(*context);
-  event.set_caller(caller.identity);
-  event.set_caller_role(RoleName(caller.role));
-  event.set_peer(context->peer());
+grpc::ServerUnaryReactor* AdminService::Run(grpc::CallbackServerContext* context,
+                                             v1::AuditEvent event, Work work) {
   const std::string method = event.method();
+  return Run(context, context->DefaultReactor(), method.c_str(),
+             [event = std::move(event)]() mutable { return std::move(event); },
+             std::move(work));
+}
+
+grpc::ServerUnaryReactor* AdminService::Run(grpc::CallbackServerContext* context,
+                                             grpc::ServerUnaryReactor* reactor,
+                                             const char* method,
+                                             std::function<v1::AuditEvent()> describe,
+                                             Work work) {
+  Caller caller = access_->Identify(*context);
+  std::string peer = context->peer();
   if (!AccessPolicy::MayAdminister(caller.role)) {
     LogWarning("refused Admin.%s from '%s' (role %s)", method, caller.identity,
                RoleName(caller.role));
     grpc::Status refused = Refused(caller, absl::StrCat("call Admin.", method).c_str());
-    event.set_code(refused.error_code());
-    event.set_message(refused.error_message());
-    event.set_summary(absl::StrCat("refused: ", event.summary()));
     // Queued before the answer, so the trail keeps the calls' order.
-    RecordRefusal(std::move(event));
+    RecordRefusal(std::move(describe), caller, std::move(peer), refused);
     reactor->Finish(refused);
     return reactor;
   }
-  worker_.Post([this, reactor, caller = std::move(caller), event = std::move(event),
-                work = std::move(work)]() mutable {
+  worker_.Post([this, reactor, caller = std::move(caller), peer = std::move(peer),
+                describe = std::move(describe), work = std::move(work)]() mutable {
+    v1::AuditEvent event = describe();
+    event.set_caller(caller.identity);
+    event.set_caller_role(RoleName(caller.role));
+    event.set_peer(std::move(peer));
     const std::string method = event.method();
     absl::Status status = work(caller, &event);
     LogInfo("Admin.%s by '%s': %s", method, caller.identity,
@@ -277,13 +285,23 @@ grpc::ServerUnaryReactor* AdminService::Run(
   return reactor;
 }
 
-void AdminService::RecordRefusal(v1::AuditEvent event) {
+void AdminService::RecordRefusal(std::function<v1::AuditEvent()> describe, const Caller& caller,
+                                 std::string peer, const grpc::Status& refused) {
   if (queued_refusals_.fetch_add(1) >= kMaxQueuedRefusals) {
     queued_refusals_.fetch_sub(1);
     dropped_refusals_.fetch_add(1);
     return;
   }
-  worker_.Post([this, event = std::move(event)]() mutable {
+  worker_.Post([this, describe = std::move(describe), identity = caller.identity,
+                role = RoleName(caller.role), peer = std::move(peer),
+                code = refused.error_code(), message = refused.error_message()]() mutable {
+    v1::AuditEvent event = describe();
+    event.set_caller(std::move(identity));
+    event.set_caller_role(role);
+    event.set_peer(std::move(peer));
+    event.set_code(code);
+    event.set_message(std::move(message));
+    event.set_summary(absl::StrCat("refused: ", event.summary()));
     if (const int64_t dropped = dropped_refusals_.exchange(0); dropped > 0) {
       absl::StrAppend(event.mutable_summary(), "; ", dropped,
                       " earlier refused calls were not recorded (too many queued)");
@@ -316,29 +334,86 @@ std::string Plural(int64_t count, const char* one, const char* many) {
 
 }  // namespace
 
-grpc::ServerUnaryReactor* AdminService::PutRuleSet(grpc::CallbackServerContext* context,
-                                                   const v1::PutRuleSetRequest* request,
-                                                   v1::PutRuleSetResponse* response) {
-  std::string what =
-      absl::StrCat(request->validate_only() ? "validate only, " : "put, ",
-                   Plural(request->rule_set().rules_size(), "rule", "rules"));
-  if (request->expected_version() != 0) {
-    absl::StrAppend(&what, ", expected_version ", request->expected_version());
+namespace {
+
+// A reactor that counts its call in a CallTracker until gRPC is done with
+// it (the raw method has no message allocator to count it).
+class TrackedReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit TrackedReactor(CallTracker* tracker) : tracker_(tracker) {
+    if (tracker_ != nullptr) tracker_->Begin();
   }
-  return Run(context,
-             AuditEventFor("PutRuleSet", request->rule_set().name(), 0, request->comment(),
-                           std::move(what)),
-             [this, request, response](const Caller& caller, v1::AuditEvent* event) {
-               auto result = manager_->Put(*request, caller.identity, event);
-               if (!result.ok()) return result.status();
-               if (request->validate_only()) {
-                 event->set_summary(absl::StrCat(
-                     "validate only: ", Plural(result->rule_count(), "rule", "rules"),
-                     " compile; nothing stored"));
-               }
-               *response = *std::move(result);
-               return absl::OkStatus();
-             });
+  void OnDone() override {
+    CallTracker* tracker = tracker_;
+    delete this;
+    if (tracker != nullptr) tracker->End();
+  }
+
+ private:
+  CallTracker* const tracker_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AdminService::PutRuleSet(grpc::CallbackServerContext* context,
+                                                   const grpc::ByteBuffer* request_bytes,
+                                                   grpc::ByteBuffer* response_bytes) {
+  // The call's bytes, shared (a ByteBuffer copy references the same
+  // slices), so that the record of a refusal can still read them after the
+  // answer; parsed on the worker by `describe`, freed there by the last
+  // of the two closures.
+  struct Put {
+    grpc::ByteBuffer bytes;
+    google::protobuf::Arena arena;
+    v1::PutRuleSetRequest* request = nullptr;  // null when the bytes do not parse
+  };
+  auto put = std::make_shared<Put>();
+  put->bytes = *request_bytes;
+  auto describe = [put] {
+    auto* request = google::protobuf::Arena::CreateMessage<v1::PutRuleSetRequest>(&put->arena);
+    grpc::ProtoBufferReader reader(&put->bytes);
+    if (request->ParseFromZeroCopyStream(&reader)) put->request = request;
+    put->bytes.Clear();
+    if (put->request == nullptr) {
+      return AuditEventFor("PutRuleSet", "", 0, "", "put, request not parsed");
+    }
+    std::string what =
+        absl::StrCat(request->validate_only() ? "validate only, " : "put, ",
+                     Plural(request->rule_set().rules_size(), "rule", "rules"));
+    if (request->expected_version() != 0) {
+      absl::StrAppend(&what, ", expected_version ", request->expected_version());
+    }
+    return AuditEventFor("PutRuleSet", request->rule_set().name(), 0, request->comment(),
+                         std::move(what));
+  };
+  auto work = [this, put, response_bytes](const Caller& caller,
+                                          v1::AuditEvent* event) -> absl::Status {
+    if (put->request == nullptr) {
+      return absl::InvalidArgumentError(
+          "the request is not a PutRuleSetRequest: bad protobuf encoding, or a string field "
+          "that is not UTF-8");
+    }
+    const v1::PutRuleSetRequest& request = *put->request;
+    absl::StatusOr<v1::PutRuleSetResponse> result =
+        manager_->Put(request, caller.identity, event);
+    if (!result.ok()) return result.status();
+    if (request.validate_only()) {
+      event->set_summary(absl::StrCat("validate only: ",
+                                      Plural(result->rule_count(), "rule", "rules"),
+                                      " compile; nothing stored"));
+    }
+    bool own_buffer = false;
+    grpc::ByteBuffer out;
+    if (grpc::Status s = grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::PutRuleSetResponse>(
+            *result, &out, &own_buffer);
+        !s.ok()) {
+      return absl::InternalError(absl::StrCat("serializing the response: ", s.error_message()));
+    }
+    response_bytes->Swap(&out);
+    return absl::OkStatus();
+  };
+  return Run(context, new TrackedReactor(put_tracker_), "PutRuleSet", std::move(describe),
+             std::move(work));
 }
 
 grpc::ServerUnaryReactor* AdminService::GetRuleSet(grpc::CallbackServerContext* context,

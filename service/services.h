@@ -166,7 +166,19 @@ class AuthorizationService final : public v1::Authorization::CallbackService {
 // the worker before the answer (at most kMaxQueuedRefusals at a time; the
 // next recorded refusal counts the ones dropped). All of it runs on one
 // worker thread in order, so the trail's order is the order of the calls.
-class AdminService final : public v1::Admin::CallbackService {
+//
+// PutRuleSet is a raw method: gRPC hands over the request's bytes, and the
+// rule set (megabytes at 10k rules) is parsed on the worker, at the
+// background priority, instead of on the gRPC thread that also serves
+// decisions (bench/README.md, "Updates under load"). Bytes that do not
+// parse are INVALID_ARGUMENT.
+using AdminServiceBase = v1::Admin::WithRawCallbackMethod_PutRuleSet<
+    v1::Admin::WithCallbackMethod_GetRuleSet<v1::Admin::WithCallbackMethod_ListRuleSets<
+        v1::Admin::WithCallbackMethod_ListVersions<v1::Admin::WithCallbackMethod_ActivateVersion<
+            v1::Admin::WithCallbackMethod_DeleteRuleSet<
+                v1::Admin::WithCallbackMethod_ListAuditEvents<v1::Admin::Service>>>>>>>;
+
+class AdminService final : public AdminServiceBase {
  public:
   // Most refusals waiting on the worker to be recorded: callers without the
   // admin role must not be able to queue unbounded work.
@@ -179,8 +191,8 @@ class AdminService final : public v1::Admin::CallbackService {
   void TrackCalls(CallTracker* tracker);
 
   grpc::ServerUnaryReactor* PutRuleSet(grpc::CallbackServerContext* context,
-                                       const v1::PutRuleSetRequest* request,
-                                       v1::PutRuleSetResponse* response) override;
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetRuleSet(grpc::CallbackServerContext* context,
                                        const v1::GetRuleSetRequest* request,
                                        v1::GetRuleSetResponse* response) override;
@@ -207,11 +219,20 @@ class AdminService final : public v1::Admin::CallbackService {
   // summary of the request); Run adds who. `work` may refine the event
   // (the summary of what a read returned) and passes it to the store with
   // a change, which commits it and sets its id.
-  grpc::ServerUnaryReactor* Run(
-      grpc::CallbackServerContext* context, v1::AuditEvent event,
-      std::function<absl::Status(const Caller&, v1::AuditEvent* event)> work);
-  // Queues the record of a call refused for lack of the admin role.
-  void RecordRefusal(v1::AuditEvent event);
+  using Work = std::function<absl::Status(const Caller&, v1::AuditEvent* event)>;
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context, v1::AuditEvent event,
+                                Work work);
+  // The same, finishing `reactor`, with the event made by `describe` on the
+  // worker (before `work`, or for the record of a refusal) rather than on
+  // the gRPC thread.
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
+                                grpc::ServerUnaryReactor* reactor, const char* method,
+                                std::function<v1::AuditEvent()> describe, Work work);
+  // Queues the record of a call refused for lack of the admin role: the
+  // event `describe()` makes on the worker, with the caller, its peer and
+  // the refusal.
+  void RecordRefusal(std::function<v1::AuditEvent()> describe, const Caller& caller,
+                     std::string peer, const grpc::Status& refused);
 
   const AccessPolicy* access_;
   RuleSetManager* manager_;
@@ -219,7 +240,7 @@ class AdminService final : public v1::Admin::CallbackService {
   // calls in flight for a graceful stop.
   template <typename Request, typename Response>
   using Allocator = ArenaMessageAllocator<Request, Response, 1024>;
-  Allocator<v1::PutRuleSetRequest, v1::PutRuleSetResponse> put_allocator_;
+  CallTracker* put_tracker_ = nullptr;  // PutRuleSet has no allocator (raw)
   Allocator<v1::GetRuleSetRequest, v1::GetRuleSetResponse> get_allocator_;
   Allocator<v1::ListRuleSetsRequest, v1::ListRuleSetsResponse> list_allocator_;
   Allocator<v1::ListVersionsRequest, v1::ListVersionsResponse> versions_allocator_;

@@ -4,7 +4,8 @@
 //   - over gRPC, in a proto3 `string` field: protobuf refuses to parse the
 //     message, so gRPC answers the call with an error status before pdp sees
 //     it (gRPC 1.51's callback server says UNIMPLEMENTED, code 12, with no
-//     message; pdpd's log names the field). Never a decision, never a
+//     message; pdpd's log names the field), except PutRuleSet, which parses
+//     its own bytes and answers INVALID_ARGUMENT. Never a decision, never a
 //     PERMIT, nothing persisted; the server keeps serving. These tests send
 //     such bytes on the wire with a generic stub (a generated stub would not
 //     let us).
@@ -187,8 +188,25 @@ TEST_F(InvalidUtf8E2eTest, PutRuleSetIsRefusedAndNothingIsPersisted) {
                "target": {"resource_types": ["*"], "actions": ["*"]}}]})");
   grpc::Status status =
       RawCall(channel, "/pdp.v1.Admin/PutRuleSet", SerializeWithInvalidUtf8(put));
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << status.error_message();
+  // PutRuleSet parses its own bytes (on the admin worker), so it can say
+  // what is wrong.
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("not UTF-8"), std::string::npos)
+      << status.error_message();
   EXPECT_EQ(versions(), before);
+  {
+    // The audit trail has the failed put, newest first.
+    grpc::ClientContext context;
+    v1::ListAuditEventsRequest request;
+    request.set_method("PutRuleSet");
+    request.set_limit(1);
+    v1::ListAuditEventsResponse events;
+    ASSERT_TRUE(admin->ListAuditEvents(&context, request, &events).ok());
+    ASSERT_EQ(events.events_size(), 1);
+    EXPECT_EQ(events.events(0).code_name(), "INVALID_ARGUMENT");
+    EXPECT_EQ(events.events(0).summary(), "put, request not parsed");
+    EXPECT_EQ(events.events(0).version(), 0);
+  }
 
   // The refused permit-everything rule set is not active either.
   auto stub = pdpd_.AuthorizationStub("gateway");
