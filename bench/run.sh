@@ -338,6 +338,16 @@ mkdir -p "$(dirname "$out")"
   echo
   echo "Each decision is timed on its own with \`steady_clock\`; p50/p99 include the clock's cost" \
        "($(fmt "$(engine_value BM_ClockOverhead real_time)" 1) ns for two reads). Requests: a third each permit, deny, not applicable."
+  w0="$(engine_value BM_BatchCallWork/0 real_time)"
+  w1="$(engine_value BM_BatchCallWork/1 real_time)"
+  w2="$(engine_value BM_BatchCallWork/2 real_time)"
+  if [[ $w2 != nan ]]; then
+    per() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (a - b) / 50 }'; }
+    echo
+    echo "A BatchAuthorize ×50 call's own work without gRPC (\`BM_BatchCallWork\`: pdpd's per-call" \
+         "arena, 10k rules): $(per "$w2" 0) ns per decision for parsing, deciding and serializing;" \
+         "$(per "$w0" 0) ns parsing alone, $(per "$w1" 0) ns parsing and deciding."
+  fi
   echo
   echo "## Service (loopback, mTLS, 10k-rule set; medians of ${reps})"
   echo
