@@ -134,9 +134,9 @@ BENCHMARK(BM_Compile)->Arg(10)->Arg(1000)->Arg(10000)->Arg(100000)->Unit(benchma
 // What a BatchAuthorize call of 50 requests costs pdpd besides gRPC, per
 // decision: parse the call's bytes onto the call's arena (pdpd's own
 // allocator), decide each request, serialize the response, free the arena
-// (10k rules). range(0) picks how
-// far it goes: 0 parse only, 1 parse and decide, 2 everything. The service
-// benchmarks' batch ratio is bounded by this work.
+// (10k rules). range(0) picks how far it goes: 0 parse only, 1 parse and
+// decide, 2 everything. The service benchmarks' batch ratio is bounded by
+// this work.
 void BM_BatchCallWork(benchmark::State& state) {
   const Fixture& f = GetFixture(10000);
   if (!f.policy) {

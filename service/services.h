@@ -5,10 +5,10 @@
 // CPU on an immutable snapshot, with no lock held while evaluating. Its hot
 // path allocates little: request and response live on a per-call arena, the
 // caller's role is read without copying its identity, and a replaced policy
-// is never freed on a reactor thread. Admin work (compile, SQLite) never
-// runs on a reactor thread either: it is handed to a dedicated worker thread
-// at a lower CPU priority, which finishes the call. bench/README.md has the
-// measurements behind each of these choices.
+// is never freed on a reactor thread. Admin work (parsing a pushed rule set,
+// compiling, SQLite) never runs on a reactor thread either: it is handed to
+// a dedicated worker thread at a lower CPU priority, which finishes the
+// call. bench/README.md has the measurements behind each of these choices.
 //
 // Thread-safe. Tested by tests/integration_test.cc.
 #ifndef PDP_SERVICE_SERVICES_H_
@@ -156,6 +156,13 @@ class AuthorizationService final : public v1::Authorization::CallbackService {
   mutable Worker reaper_{kBackgroundNice};
 };
 
+// pdp.v1.Admin with PutRuleSet as a raw method (see AdminService).
+using AdminServiceBase = v1::Admin::WithRawCallbackMethod_PutRuleSet<
+    v1::Admin::WithCallbackMethod_GetRuleSet<v1::Admin::WithCallbackMethod_ListRuleSets<
+        v1::Admin::WithCallbackMethod_ListVersions<v1::Admin::WithCallbackMethod_ActivateVersion<
+            v1::Admin::WithCallbackMethod_DeleteRuleSet<
+                v1::Admin::WithCallbackMethod_ListAuditEvents<v1::Admin::Service>>>>>>>;
+
 // Every call is recorded in the audit trail (RuleSetManager::Record, the
 // store): a successful change in the change's own transaction, before the
 // answer (so an acknowledged change always has its record, and a change
@@ -172,12 +179,6 @@ class AuthorizationService final : public v1::Authorization::CallbackService {
 // background priority, instead of on the gRPC thread that also serves
 // decisions (bench/README.md, "Updates under load"). Bytes that do not
 // parse are INVALID_ARGUMENT.
-using AdminServiceBase = v1::Admin::WithRawCallbackMethod_PutRuleSet<
-    v1::Admin::WithCallbackMethod_GetRuleSet<v1::Admin::WithCallbackMethod_ListRuleSets<
-        v1::Admin::WithCallbackMethod_ListVersions<v1::Admin::WithCallbackMethod_ActivateVersion<
-            v1::Admin::WithCallbackMethod_DeleteRuleSet<
-                v1::Admin::WithCallbackMethod_ListAuditEvents<v1::Admin::Service>>>>>>>;
-
 class AdminService final : public AdminServiceBase {
  public:
   // Most refusals waiting on the worker to be recorded: callers without the
