@@ -228,22 +228,27 @@ grpc::ServerUnaryReactor* AdminService::Run(grpc::CallbackServerContext* context
                                              std::function<v1::AuditEvent()> describe,
                                              Work work) {
   Caller caller = access_->Identify(*context);
-  std::string peer = context->peer();
+  // The call's event with who made it, for the worker to build.
+  auto describe_call = [describe = std::move(describe), identity = caller.identity,
+                        role = RoleName(caller.role), peer = context->peer()] {
+    v1::AuditEvent event = describe();
+    event.set_caller(identity);
+    event.set_caller_role(role);
+    event.set_peer(peer);
+    return event;
+  };
   if (!AccessPolicy::MayAdminister(caller.role)) {
     LogWarning("refused Admin.%s from '%s' (role %s)", method, caller.identity,
                RoleName(caller.role));
     grpc::Status refused = Refused(caller, absl::StrCat("call Admin.", method).c_str());
     // Queued before the answer, so the trail keeps the calls' order.
-    RecordRefusal(std::move(describe), caller, std::move(peer), refused);
+    RecordRefusal(std::move(describe_call), refused);
     reactor->Finish(refused);
     return reactor;
   }
-  worker_.Post([this, reactor, caller = std::move(caller), peer = std::move(peer),
-                describe = std::move(describe), work = std::move(work)]() mutable {
-    v1::AuditEvent event = describe();
-    event.set_caller(caller.identity);
-    event.set_caller_role(RoleName(caller.role));
-    event.set_peer(std::move(peer));
+  worker_.Post([this, reactor, caller = std::move(caller),
+                describe_call = std::move(describe_call), work = std::move(work)]() mutable {
+    v1::AuditEvent event = describe_call();
     const std::string method = event.method();
     absl::Status status = work(caller, &event);
     LogInfo("Admin.%s by '%s': %s", method, caller.identity,
@@ -285,20 +290,16 @@ grpc::ServerUnaryReactor* AdminService::Run(grpc::CallbackServerContext* context
   return reactor;
 }
 
-void AdminService::RecordRefusal(std::function<v1::AuditEvent()> describe, const Caller& caller,
-                                 std::string peer, const grpc::Status& refused) {
+void AdminService::RecordRefusal(std::function<v1::AuditEvent()> describe,
+                                 const grpc::Status& refused) {
   if (queued_refusals_.fetch_add(1) >= kMaxQueuedRefusals) {
     queued_refusals_.fetch_sub(1);
     dropped_refusals_.fetch_add(1);
     return;
   }
-  worker_.Post([this, describe = std::move(describe), identity = caller.identity,
-                role = RoleName(caller.role), peer = std::move(peer),
-                code = refused.error_code(), message = refused.error_message()]() mutable {
+  worker_.Post([this, describe = std::move(describe), code = refused.error_code(),
+                message = refused.error_message()]() mutable {
     v1::AuditEvent event = describe();
-    event.set_caller(std::move(identity));
-    event.set_caller_role(role);
-    event.set_peer(std::move(peer));
     event.set_code(code);
     event.set_message(std::move(message));
     event.set_summary(absl::StrCat("refused: ", event.summary()));

@@ -230,10 +230,9 @@ class AdminService final : public AdminServiceBase {
                                 grpc::ServerUnaryReactor* reactor, const char* method,
                                 std::function<v1::AuditEvent()> describe, Work work);
   // Queues the record of a call refused for lack of the admin role: the
-  // event `describe()` makes on the worker, with the caller, its peer and
-  // the refusal.
-  void RecordRefusal(std::function<v1::AuditEvent()> describe, const Caller& caller,
-                     std::string peer, const grpc::Status& refused);
+  // event `describe()` makes on the worker (with who called), and the
+  // refusal.
+  void RecordRefusal(std::function<v1::AuditEvent()> describe, const grpc::Status& refused);
 
   const AccessPolicy* access_;
   RuleSetManager* manager_;
