@@ -38,8 +38,47 @@ std::vector<std::string> Policy::sensitive_attributes() const {
 
 void Policy::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
                       v1::AuthorizeResponse* response) const {
-  impl_->Evaluate(request, now, response);
+  impl_->Evaluate(RequestParts(request, nullptr), now, response);
   response->set_rule_set_version(version_);
+}
+
+void Policy::Evaluate(const v1::AuthorizeRequest& request, const v1::AuthorizeRequest& common,
+                      absl::Time now, v1::AuthorizeResponse* response) const {
+  impl_->Evaluate(RequestParts(request, &common), now, response);
+  response->set_rule_set_version(version_);
+}
+
+RequestParts::RequestParts(const v1::AuthorizeRequest& request,
+                           const v1::AuthorizeRequest* common)
+    : subject(common && !request.has_subject() ? common->subject() : request.subject()),
+      action(common && request.action().empty() ? common->action() : request.action()),
+      resource(common && !request.has_resource() ? common->resource() : request.resource()),
+      environment(common && !request.has_environment() ? common->environment()
+                                                        : request.environment()),
+      explain(request.explain() || (common && common->explain())),
+      common_subject(common && !request.has_subject() && common->has_subject()),
+      common_resource(common && !request.has_resource() && common->has_resource()),
+      common_environment(common && !request.has_environment() && common->has_environment()) {}
+
+v1::AuthorizeRequest WithCommon(const v1::AuthorizeRequest& request,
+                                const v1::AuthorizeRequest& common) {
+  v1::AuthorizeRequest merged = request;
+  if (!merged.has_subject() && common.has_subject()) *merged.mutable_subject() = common.subject();
+  if (!merged.has_resource() && common.has_resource()) {
+    *merged.mutable_resource() = common.resource();
+  }
+  if (!merged.has_environment() && common.has_environment()) {
+    *merged.mutable_environment() = common.environment();
+  }
+  if (merged.action().empty()) merged.set_action(common.action());
+  if (merged.rule_set().empty()) merged.set_rule_set(common.rule_set());
+  merged.set_explain(request.explain() || common.explain());
+  return merged;
+}
+
+const std::string& RuleSetOf(const v1::AuthorizeRequest& request,
+                             const v1::AuthorizeRequest& common) {
+  return request.rule_set().empty() ? common.rule_set() : request.rule_set();
 }
 
 namespace {
@@ -156,22 +195,34 @@ std::optional<std::string> ValidateMap(
   return std::nullopt;
 }
 
-std::optional<std::string> ValidateRequest(const v1::AuthorizeRequest& r) {
-  if (r.action().empty()) return "action is required";
-  if (r.resource().type().empty()) return "resource.type is required";
-  if (auto e = ValidateMap("subject.attributes", r.subject().attributes())) return e;
-  if (auto e = ValidateMap("resource.attributes", r.resource().attributes())) return e;
-  if (auto e = ValidateMap("environment.attributes", r.environment().attributes())) return e;
+std::optional<std::string> ValidateRequest(const RequestParts& r) {
+  if (r.action.empty()) return "action is required";
+  if (r.resource.type().empty()) {
+    return r.common_resource ? "common.resource.type is required" : "resource.type is required";
+  }
+  if (auto e = ValidateMap(r.common_subject ? "common.subject.attributes" : "subject.attributes",
+                           r.subject.attributes())) {
+    return e;
+  }
+  if (auto e = ValidateMap(r.common_resource ? "common.resource.attributes"
+                                             : "resource.attributes",
+                           r.resource.attributes())) {
+    return e;
+  }
+  if (auto e = ValidateMap(r.common_environment ? "common.environment.attributes"
+                                                : "environment.attributes",
+                           r.environment.attributes())) {
+    return e;
+  }
   return std::nullopt;
 }
 
 // What the evaluator derives from a request once, lazily where it costs.
 class RequestContext {
  public:
-  RequestContext(const PolicyImpl& policy, const v1::AuthorizeRequest& request,
-                 absl::Time now)
+  RequestContext(const PolicyImpl& policy, const RequestParts& request, absl::Time now)
       : policy_(policy), request_(request) {
-    const v1::Environment& env = request.environment();
+    const v1::Environment& env = request.environment;
     if (env.has_time()) {
       const auto& ts = env.time();
       // google.protobuf.Timestamp's valid range: 0001-01-01 to 9999-12-31.
@@ -184,7 +235,7 @@ class RequestContext {
     const size_t words = (policy.role_bits_.size() + 63) / 64;
     role_words_.assign(words, 0);
     if (words > 0) {
-      for (const std::string& role : request.subject().roles()) {
+      for (const std::string& role : request.subject.roles()) {
         auto it = policy.role_bits_.find(role);
         if (it != policy.role_bits_.end()) {
           role_words_[it->second / 64] |= uint64_t{1} << (it->second % 64);
@@ -193,7 +244,6 @@ class RequestContext {
     }
   }
 
-  const v1::AuthorizeRequest& request() const { return request_; }
 
   bool HasAnyRole(const uint32_t* roles, uint32_t count) const {
     for (uint32_t i = 0; i < count; ++i) {
@@ -204,7 +254,7 @@ class RequestContext {
 
   Tri InAnyWindow(const TimeWindow* begin, const TimeWindow* end, std::string* detail) {
     if (!time_valid_) {
-      if (detail) *detail = "environment.time is out of range";
+      if (detail) *detail = absl::StrCat(env(), ".time is out of range");
       return Tri::kError;
     }
     if (local_.empty()) local_.resize(policy_.zones_.size());
@@ -220,7 +270,7 @@ class RequestContext {
   Tri InLocation(const LocationCondition& c, std::string* detail) {
     ParseLocation();
     if (location_state_ == State::kMissing) {
-      if (detail) *detail = "the request has no environment.location.country";
+      if (detail) *detail = absl::StrCat("the request has no ", env(), ".location.country");
       return Tri::kFalse;
     }
     if (location_state_ == State::kBad) {
@@ -244,7 +294,7 @@ class RequestContext {
 
   Tri InIpRanges(const CompiledRule& rule, std::string* detail) {
     if (ip_state_ == State::kUnparsed) {
-      const std::string& text = request_.environment().client_ip();
+      const std::string& text = request_.environment.client_ip();
       if (text.empty()) {
         ip_state_ = State::kMissing;
       } else if (std::optional<ClientIp> ip = ParseIpAddress(text)) {
@@ -255,13 +305,13 @@ class RequestContext {
       }
     }
     if (ip_state_ == State::kMissing) {
-      if (detail) *detail = "the request has no environment.client_ip";
+      if (detail) *detail = absl::StrCat("the request has no ", env(), ".client_ip");
       return Tri::kFalse;
     }
     if (ip_state_ == State::kBad) {
       if (detail) {
-        *detail = absl::StrCat("environment.client_ip \"",
-                               request_.environment().client_ip(),
+        *detail = absl::StrCat(env(), ".client_ip \"",
+                               request_.environment.client_ip(),
                                "\" is not an IP address");
       }
       return Tri::kError;
@@ -290,17 +340,17 @@ class RequestContext {
       return it == map.end() ? AttrValue::Missing() : AttrValue::FromProto(it->second);
     };
     switch (source) {
-      case Source::kSubjectId: return string_or_missing(request_.subject().id());
+      case Source::kSubjectId: return string_or_missing(request_.subject.id());
       case Source::kSubjectRoles:
-        return request_.subject().roles().empty()
+        return request_.subject.roles().empty()
                    ? AttrValue::Missing()
-                   : AttrValue::FromStrings(request_.subject().roles());
-      case Source::kResourceId: return string_or_missing(request_.resource().id());
-      case Source::kResourceType: return string_or_missing(request_.resource().type());
-      case Source::kAction: return string_or_missing(request_.action());
-      case Source::kSubjectAttribute: return lookup(request_.subject().attributes());
-      case Source::kResourceAttribute: return lookup(request_.resource().attributes());
-      case Source::kEnvironmentAttribute: return lookup(request_.environment().attributes());
+                   : AttrValue::FromStrings(request_.subject.roles());
+      case Source::kResourceId: return string_or_missing(request_.resource.id());
+      case Source::kResourceType: return string_or_missing(request_.resource.type());
+      case Source::kAction: return string_or_missing(request_.action);
+      case Source::kSubjectAttribute: return lookup(request_.subject.attributes());
+      case Source::kResourceAttribute: return lookup(request_.resource.attributes());
+      case Source::kEnvironmentAttribute: return lookup(request_.environment.attributes());
     }
     return AttrValue::Missing();
   }
@@ -308,15 +358,20 @@ class RequestContext {
  private:
   enum class State : uint8_t { kUnparsed, kMissing, kOk, kBad };
 
+  // The environment's field path in error messages.
+  const char* env() const {
+    return request_.common_environment ? "common.environment" : "environment";
+  }
+
   void ParseLocation() {
     if (location_state_ != State::kUnparsed) return;
-    const v1::Location& loc = request_.environment().location();
+    const v1::Location& loc = request_.environment.location();
     if (loc.country().empty()) {
       if (loc.region().empty()) {
         location_state_ = State::kMissing;
       } else {
         location_state_ = State::kBad;
-        location_error_ = absl::StrCat("environment.location.region \"", loc.region(),
+        location_error_ = absl::StrCat(env(), ".location.region \"", loc.region(),
                                        "\" is given without a country");
       }
       return;
@@ -325,7 +380,7 @@ class RequestContext {
     if (c.size() != 2 || !absl::ascii_isalpha(static_cast<unsigned char>(c[0])) ||
         !absl::ascii_isalpha(static_cast<unsigned char>(c[1]))) {
       location_state_ = State::kBad;
-      location_error_ = absl::StrCat("environment.location.country \"", c,
+      location_error_ = absl::StrCat(env(), ".location.country \"", c,
                                      "\" is not an ISO 3166-1 alpha-2 code");
       return;
     }
@@ -338,7 +393,7 @@ class RequestContext {
         if (absl::ascii_toupper(r[0]) != country_[0] ||
             absl::ascii_toupper(r[1]) != country_[1]) {
           location_state_ = State::kBad;
-          location_error_ = absl::StrCat("environment.location.region \"", r,
+          location_error_ = absl::StrCat(env(), ".location.region \"", r,
                                          "\" is not in country \"", c, "\"");
           return;
         }
@@ -349,7 +404,7 @@ class RequestContext {
             return absl::ascii_isalnum(static_cast<unsigned char>(ch));
           })) {
         location_state_ = State::kBad;
-        location_error_ = absl::StrCat("environment.location.region \"", r,
+        location_error_ = absl::StrCat(env(), ".location.region \"", r,
                                        "\" is not an ISO 3166-2 subdivision");
         return;
       }
@@ -363,7 +418,7 @@ class RequestContext {
   }
 
   const PolicyImpl& policy_;
-  const v1::AuthorizeRequest& request_;
+  const RequestParts& request_;
   absl::Time time_;
   bool time_valid_ = true;
   absl::InlinedVector<uint64_t, 4> role_words_;
@@ -571,7 +626,7 @@ void DecidedBy(absl::string_view verb, const RuleRefs& rules, std::string* out) 
 
 }  // namespace
 
-void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
+void PolicyImpl::Evaluate(const RequestParts& request, absl::Time now,
                           v1::AuthorizeResponse* response) const {
   response->Clear();
   response->set_rule_set(name_);
@@ -584,7 +639,7 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
   // Candidate rules: the union of the index lists that can match, in rank
   // (evaluation) order.
   RuleIndex::Spans lists;
-  index_.Collect(request.resource().type(), request.action(), &lists);
+  index_.Collect(request.resource.type(), request.action, &lists);
   absl::InlinedVector<uint32_t, 64> merged;
   const uint32_t* candidates = nullptr;
   size_t candidate_count = 0;
@@ -601,7 +656,7 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
     candidate_count = merged.size();
   }
 
-  const bool explain = request.explain();
+  const bool explain = request.explain;
   RuleRefs matched_permit, matched_deny, errored;
   bool errored_permit = false, errored_deny = false;
   std::string first_error;
@@ -691,7 +746,7 @@ void PolicyImpl::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
       break;
     default:
       absl::StrAppend(response->mutable_reason(), "no rule applies to action '",
-                      request.action(), "' on resource type '", request.resource().type(),
+                      request.action, "' on resource type '", request.resource.type(),
                       "' (", candidate_count, " candidate rule",
                       candidate_count == 1 ? "" : "s", ", none matched)");
       break;

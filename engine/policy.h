@@ -57,11 +57,27 @@ class Policy {
   // bad input yields INDETERMINATE with a reason naming the field.
   void Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
                 v1::AuthorizeResponse* response) const;
+  // The same for one request of a batch whose `common` part supplies what
+  // the request leaves unset: decides as Evaluate(WithCommon(request,
+  // common)) would, without the copy.
+  void Evaluate(const v1::AuthorizeRequest& request, const v1::AuthorizeRequest& common,
+                absl::Time now, v1::AuthorizeResponse* response) const;
 
  private:
   std::shared_ptr<const PolicyImpl> impl_;
   int64_t version_;
 };
+
+// `request` completed by a batch's common part (BatchAuthorizeRequest.common):
+// the subject, resource and environment of `common` where `request` has none
+// (the whole message, not field by field), its action and rule set where
+// `request`'s are empty, and explain if either sets it.
+v1::AuthorizeRequest WithCommon(const v1::AuthorizeRequest& request,
+                                const v1::AuthorizeRequest& common);
+
+// The rule set a request of a batch names, "" for the server's default.
+const std::string& RuleSetOf(const v1::AuthorizeRequest& request,
+                             const v1::AuthorizeRequest& common);
 
 // Fills `response` with an INDETERMINATE decision and `reason`, for callers
 // that cannot reach a Policy (unknown rule set, internal error).

@@ -161,9 +161,24 @@ struct alignas(32) RuleHead {
 };
 static_assert(sizeof(RuleHead) == 32, "two rule heads per cache line");
 
+// The parts of a request a decision reads: from the request itself or,
+// for a batch request that leaves them unset, from the batch's common part
+// (WithCommon in policy.h says which). References into the requests; no copy.
+struct RequestParts {
+  RequestParts(const v1::AuthorizeRequest& request, const v1::AuthorizeRequest* common);
+
+  const v1::Subject& subject;
+  const std::string& action;
+  const v1::Resource& resource;
+  const v1::Environment& environment;
+  bool explain;
+  // Which parts came from the common part, for the field names of errors.
+  bool common_subject, common_resource, common_environment;
+};
+
 class PolicyImpl {
  public:
-  void Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
+  void Evaluate(const RequestParts& request, absl::Time now,
                 v1::AuthorizeResponse* response) const;
 
   std::string name_;

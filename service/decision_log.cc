@@ -536,7 +536,8 @@ void DecisionRecorder::Record(const DecisionEvent& event,
   e.set_rule_set_version(response.rule_set_version());
   e.set_reason(response.reason());
   e.set_latency_us(static_cast<double>(latency_ns) / 1000.0);
-  pending->request = *event.request;
+  pending->request = event.common != nullptr ? engine::WithCommon(*event.request, *event.common)
+                                             : *event.request;
   log_->Enqueue(std::move(pending));
 }
 

@@ -173,6 +173,8 @@ struct DecisionEvent {
   std::optional<bool> allowed;
   // Position in a batch; -1 for none.
   int batch_index = -1;
+  // The batch's common part, which completes `request`; null for none.
+  const v1::AuthorizeRequest* common = nullptr;
 };
 
 // Which decisions the log keeps.

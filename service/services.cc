@@ -50,7 +50,8 @@ AuthorizationService::AuthorizationService(const AccessPolicy* access,
 }
 
 void AuthorizationService::DecideWith(const engine::Policy* policy, const std::string& name,
-                                      const v1::AuthorizeRequest& request, absl::Time now,
+                                      const v1::AuthorizeRequest& request,
+                                      const v1::AuthorizeRequest* common, absl::Time now,
                                       v1::AuthorizeResponse* response) {
   if (!policy) {
     response->Clear();
@@ -60,7 +61,11 @@ void AuthorizationService::DecideWith(const engine::Policy* policy, const std::s
         response);
     return;
   }
-  policy->Evaluate(request, now, response);
+  if (common != nullptr) {
+    policy->Evaluate(request, *common, now, response);
+  } else {
+    policy->Evaluate(request, now, response);
+  }
 }
 
 void AuthorizationService::Release(std::shared_ptr<const engine::Policy> policy) const {
@@ -75,7 +80,7 @@ void AuthorizationService::Decide(const v1::AuthorizeRequest& request,
                                   v1::AuthorizeResponse* response) const {
   const std::string& name = request.rule_set().empty() ? default_rule_set_ : request.rule_set();
   std::shared_ptr<const engine::Policy> policy = registry_->Find(name);
-  DecideWith(policy.get(), name, request, absl::Now(), response);
+  DecideWith(policy.get(), name, request, nullptr, absl::Now(), response);
   Release(std::move(policy));
 }
 
@@ -130,20 +135,24 @@ grpc::ServerUnaryReactor* AuthorizationService::BatchAuthorize(
     if (!call) call = GrpcCallInfo(*context);
     *out = *call;
   };
+  // Without a common part every request is complete as it is.
+  const v1::AuthorizeRequest* common = request->has_common() ? &request->common() : nullptr;
   int index = 0;
   for (const v1::AuthorizeRequest& item : request->requests()) {
     const auto start =
         recorder_ != nullptr ? DecisionRecorder::Clock::now() : DecisionRecorder::Clock::time_point();
-    const std::string& name = item.rule_set().empty() ? default_rule_set_ : item.rule_set();
+    const std::string& named = common ? engine::RuleSetOf(item, *common) : item.rule_set();
+    const std::string& name = named.empty() ? default_rule_set_ : named;
     if (last_name == nullptr || *last_name != name) {
       Release(std::move(policy));
       policy = registry_->Find(name);
       last_name = &name;
     }
     v1::AuthorizeResponse* decision = response->add_responses();
-    DecideWith(policy.get(), name, item, now, decision);
+    DecideWith(policy.get(), name, item, common, now, decision);
     if (recorder_ != nullptr) {
-      const DecisionEvent event{DecisionPath::kBatch, start, &item, decision, std::nullopt, index};
+      const DecisionEvent event{DecisionPath::kBatch, start, &item, decision, std::nullopt,
+                                index, common};
       recorder_->Record(event, describe_call);
     }
     ++index;

@@ -136,9 +136,10 @@ class AuthorizationService final : public v1::Authorization::CallbackService {
 
  private:
   // One decision with `policy`, the active policy of `name` (null: not
-  // loaded).
+  // loaded); `common` is a batch's common part, or null.
   static void DecideWith(const engine::Policy* policy, const std::string& name,
-                         const v1::AuthorizeRequest& request, absl::Time now,
+                         const v1::AuthorizeRequest& request,
+                         const v1::AuthorizeRequest* common, absl::Time now,
                          v1::AuthorizeResponse* response);
   // Drops a reference taken for a decision. If it was the last one (the
   // version was replaced meanwhile), the policy is freed on reaper_

@@ -23,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/compiler.h"
@@ -318,6 +319,87 @@ TEST(DifferentialTest, EngineAgreesWithReference) {
       EXPECT_GT(decisions[d], pairs / 20) << v1::Decision_Name(d);
     }
     EXPECT_GT(with_obligations, pairs / 20);
+  }
+}
+
+// A batch's common part (BatchAuthorizeRequest.common): each part of a
+// random request goes to the request, to the common part, or to both with a
+// different value in the common part (the request's must win). The engine,
+// reading through the common part, must decide exactly as it does on the
+// completed request (WithCommon), and that as the reference evaluator does.
+TEST(DifferentialTest, CommonPartDecidesAsTheCompletedRequest) {
+  const uint64_t base_seed = EnvOr("PDP_DIFF_SEED", kBaseSeed);
+  const int iterations =
+      static_cast<int>(EnvOr("PDP_DIFF_ITERATIONS", kDefaultIterations)) / 5;
+  int pairs = 0, from_common = 0;
+  std::map<v1::Decision, int> decisions;
+  for (int i = 0; i < iterations; ++i) {
+    const uint64_t seed = base_seed + i;
+    std::mt19937_64 rng(seed);
+    const v1::RuleSet rule_set = RandomRuleSet(rng);
+    engine::CompileResult compiled = engine::Compile(rule_set, {});
+    ASSERT_TRUE(compiled.ok()) << compiled.ToStatus();
+    for (int j = 0; j < kRequestsPerRuleSet; ++j) {
+      const v1::AuthorizeRequest whole = RandomRequest(rng);
+      const v1::AuthorizeRequest other = RandomRequest(rng);
+      v1::AuthorizeRequest item, common;
+      // 0: in the request only; 1: in the common part only; 2: in both.
+      auto place = [&](auto has, auto copy) {
+        const int where = static_cast<int>(rng() % 3);
+        if (!has(whole)) return;
+        if (where != 1) copy(whole, &item);
+        if (where == 1) copy(whole, &common);
+        if (where == 2) copy(other, &common);
+        from_common += where == 1;
+      };
+      place([](const auto& r) { return r.has_subject(); },
+            [](const auto& r, auto* to) { *to->mutable_subject() = r.subject(); });
+      place([](const auto& r) { return r.has_resource(); },
+            [](const auto& r, auto* to) { *to->mutable_resource() = r.resource(); });
+      place([](const auto& r) { return r.has_environment(); },
+            [](const auto& r, auto* to) { *to->mutable_environment() = r.environment(); });
+      place([](const auto& r) { return !r.action().empty(); },
+            [](const auto& r, auto* to) { to->set_action(r.action()); });
+      if (rng() % 8 == 0) (rng() % 2 ? item : common).set_explain(true);
+
+      const v1::AuthorizeRequest completed = engine::WithCommon(item, common);
+      v1::AuthorizeRequest expected_completed = whole;
+      expected_completed.set_explain(item.explain() || common.explain());
+      ASSERT_TRUE(google::protobuf::util::MessageDifferencer::Equals(completed,
+                                                                     expected_completed))
+          << "seed " << seed << ": WithCommon\n" << ToJson(completed) << "\nexpected\n"
+          << ToJson(expected_completed);
+
+      v1::AuthorizeResponse through_common, on_completed;
+      compiled.policy->Evaluate(item, common, kNow, &through_common);
+      compiled.policy->Evaluate(completed, kNow, &on_completed);
+      // Errors name the part of the batch request they are in.
+      through_common.set_reason(
+          absl::StrReplaceAll(through_common.reason(), {{"common.", ""}}));
+      for (v1::RuleTrace& t : *through_common.mutable_trace()) {
+        t.set_detail(absl::StrReplaceAll(t.detail(), {{"common.", ""}}));
+      }
+      ASSERT_TRUE(google::protobuf::util::MessageDifferencer::Equals(through_common,
+                                                                     on_completed))
+          << "seed " << seed << ", request #" << j << "\nrequest:\n" << ToJson(item)
+          << "\ncommon:\n" << ToJson(common) << "\nthrough common:\n"
+          << ToJson(through_common) << "\non the completed request:\n"
+          << ToJson(on_completed);
+      EXPECT_EQ(Difference(ReferenceEvaluate(rule_set, completed, kNow), on_completed), "")
+          << "seed " << seed << ", request #" << j;
+      ++pairs;
+      ++decisions[on_completed.decision()];
+    }
+  }
+  std::cout << pairs << " pairs, " << from_common << " parts from the common part; PERMIT "
+            << decisions[v1::PERMIT] << ", DENY " << decisions[v1::DENY]
+            << ", NOT_APPLICABLE " << decisions[v1::NOT_APPLICABLE] << ", INDETERMINATE "
+            << decisions[v1::INDETERMINATE] << "\n";
+  if (iterations >= 200) {
+    EXPECT_GT(from_common, pairs);  // about 1.3 per request
+    for (v1::Decision d : {v1::PERMIT, v1::DENY, v1::NOT_APPLICABLE, v1::INDETERMINATE}) {
+      EXPECT_GT(decisions[d], pairs / 20) << v1::Decision_Name(d);
+    }
   }
 }
 

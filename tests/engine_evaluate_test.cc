@@ -559,6 +559,49 @@ TEST(InvalidRequestTest, BadClientIpOnlyAffectsRulesWithIpConditions) {
   EXPECT_THAT(Determining(denied), ElementsAre("d-ip"));
 }
 
+// A batch's common part (BatchAuthorizeRequest.common): an error in a part
+// that came from it is named there, so the caller knows which to fix.
+TEST(InvalidRequestTest, ErrorsInTheCommonPartNameIt) {
+  auto policy = CompileOrDie(RuleSetJson(
+      "deny-overrides", {RuleJson("p", "permit"),
+                         RuleJson("p-ip", "permit", R"({"client_ip": {"in": ["10.0.0.0/8"]}})")}));
+  const v1::AuthorizeRequest item = RequestFromJson(R"({"action": "read"})");
+  for (const auto& [common, reason] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"resource": {"type": "doc", "attributes": {"a": null}}})",
+            "common.resource.attributes[\"a\"]"},
+           {R"({"resource": {"type": ""}})", "common.resource.type is required"},
+           {R"({"resource": {"type": "doc"}, "subject": {"attributes": {"a": {"b": 1}}}})",
+            "common.subject.attributes[\"a\"]"},
+       }) {
+    v1::AuthorizeResponse response;
+    policy->Evaluate(item, RequestFromJson(common), DefaultNow(), &response);
+    EXPECT_EQ(response.decision(), v1::INDETERMINATE) << common;
+    EXPECT_THAT(response.reason(), HasSubstr(reason)) << common;
+  }
+  // A bad client_ip errs only the rule with an IP condition (explain shows it).
+  v1::AuthorizeResponse traced;
+  policy->Evaluate(item, RequestFromJson(R"({"explain": true, "resource": {"type": "doc"},
+                                             "environment": {"client_ip": "10.0.0.999"}})"),
+                   DefaultNow(), &traced);
+  ASSERT_THAT(traced.trace(), SizeIs(2));
+  EXPECT_EQ(traced.trace(1).outcome(), "error");
+  EXPECT_EQ(traced.trace(1).detail(),
+            "common.environment.client_ip \"10.0.0.999\" is not an IP address");
+  // The request's own part is named without the prefix, and wins.
+  v1::AuthorizeResponse own;
+  policy->Evaluate(RequestFromJson(R"({"action": "read", "resource": {"type": "doc",
+                                       "attributes": {"a": null}}})"),
+                   RequestFromJson(R"({"resource": {"type": "doc"}})"), DefaultNow(), &own);
+  EXPECT_THAT(own.reason(), HasSubstr("invalid request: resource.attributes[\"a\"]"));
+  // A complete common part: the request supplies only the action.
+  v1::AuthorizeResponse permitted;
+  policy->Evaluate(item, RequestFromJson(R"({"action": "delete", "resource": {"type": "doc"},
+                                             "environment": {"client_ip": "10.1.2.3"}})"),
+                   DefaultNow(), &permitted);
+  EXPECT_EQ(permitted.decision(), v1::PERMIT);
+  EXPECT_THAT(Determining(permitted), ElementsAre("p", "p-ip"));
+}
+
 // ---- Explain -----------------------------------------------------------
 
 TEST(ExplainTest, TraceEntryPerCandidate) {

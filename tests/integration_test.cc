@@ -258,6 +258,28 @@ TEST_F(PdpdTest, GatewayDecidesEveryDemoRequestAndIsRefusedAdmin) {
         << "\nsingle: " << singles[i].DebugString();
   }
 
+  // The same decisions with everything but the action sent once, in the
+  // batch's common part; a request's own rule set wins over the common one.
+  for (size_t i = 0; i < demos.size(); ++i) {
+    v1::BatchAuthorizeRequest shared;
+    *shared.mutable_common() = demos[i].request;
+    shared.mutable_common()->set_rule_set("shop");
+    shared.mutable_common()->clear_action();
+    shared.add_requests()->set_action(demos[i].request.action());
+    v1::AuthorizeRequest* elsewhere = shared.add_requests();
+    elsewhere->set_action(demos[i].request.action());
+    elsewhere->set_rule_set("not-loaded");
+    v1::BatchAuthorizeResponse answered;
+    status = Call(*gateway, &v1::Authorization::Stub::BatchAuthorize, shared, &answered);
+    ASSERT_TRUE(status.ok()) << StatusText(status);
+    ASSERT_EQ(answered.responses_size(), 2);
+    EXPECT_TRUE(MessageDifferencer::Equals(answered.responses(0), singles[i]))
+        << demos[i].file << "\nwith common: " << answered.responses(0).DebugString()
+        << "\nsingle: " << singles[i].DebugString();
+    EXPECT_EQ(answered.responses(1).decision(), v1::INDETERMINATE);
+    EXPECT_EQ(answered.responses(1).rule_set(), "not-loaded");
+  }
+
   // A batch over the limit is refused as a whole.
   v1::BatchAuthorizeRequest too_many;
   for (int i = 0; i < 1001; ++i) *too_many.add_requests() = demos[0].request;

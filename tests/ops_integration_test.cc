@@ -174,11 +174,13 @@ TEST_F(OpsE2eTest, DecisionsAreLoggedAndCounted) {
     v1::AuthorizeResponse response;
     ASSERT_TRUE(stub->Authorize(context.get(), Request(action, rule_set), &response).ok());
   }
-  // BatchAuthorize: permit, deny.
+  // BatchAuthorize: permit, deny; the subject, resource and rule set are
+  // sent once, in the common part, and logged with each decision.
   {
     v1::BatchAuthorizeRequest batch;
-    *batch.add_requests() = Request("read");
-    *batch.add_requests() = Request("delete");
+    *batch.mutable_common() = Request("");
+    batch.add_requests()->set_action("read");
+    batch.add_requests()->set_action("delete");
     auto context = ContextWithDeadline();
     context->AddMetadata("x-request-id", "batch-7");
     v1::BatchAuthorizeResponse response;
@@ -269,7 +271,14 @@ TEST_F(OpsE2eTest, DecisionsAreLoggedAndCounted) {
     EXPECT_EQ(e[i].path(), "batch");
     EXPECT_EQ(e[i].request_id(), "batch-7");
     EXPECT_EQ(e[i].batch_index(), i - 4);
+    EXPECT_EQ(e[i].rule_set(), "ops");
+    EXPECT_EQ(e[i].subject_id(), "alice");
+    EXPECT_EQ(e[i].resource().id(), "d-1");
+    EXPECT_EQ(e[i].attributes().subject().at("ssn").string_value(), "****");
+    EXPECT_EQ(e[i].attributes().subject().at("team").string_value(), "blue");
   }
+  EXPECT_EQ(e[4].action(), "read");
+  EXPECT_EQ(e[5].action(), "delete");
   EXPECT_EQ(e[4].decision(), v1::PERMIT);
   EXPECT_EQ(e[5].decision(), v1::DENY);
   EXPECT_EQ(e[6].path(), "envoy");
