@@ -103,10 +103,7 @@ void BM_Decide(benchmark::State& state) {
     f.policy->Evaluate(*f.arena_requests[k], now, &response);
     const auto end = std::chrono::steady_clock::now();
     if (ns.size() < ns.capacity()) ns.push_back(std::chrono::duration<double, std::nano>(end - start).count());
-    const v1::Decision expected = w.expect == Expect::kPermit ? v1::PERMIT
-                                  : w.expect == Expect::kDeny ? v1::DENY
-                                                              : v1::NOT_APPLICABLE;
-    wrong += response.decision() != expected;
+    wrong += response.decision() != DecisionOf(w.expect);
   }
   state.counters["p50_ns"] = Percentile(ns, 0.50);
   state.counters["p99_ns"] = Percentile(ns, 0.99);
@@ -135,8 +132,10 @@ BENCHMARK(BM_Compile)->Arg(10)->Arg(1000)->Arg(10000)->Arg(100000)->Unit(benchma
 // decision: parse the call's bytes onto the call's arena (pdpd's own
 // allocator), decide each request, serialize the response, free the arena
 // (10k rules). range(0) picks how far it goes: 0 parse only, 1 parse and
-// decide, 2 everything. The service benchmarks' batch ratio is bounded by
-// this work.
+// decide, 2 everything. range(1) picks the batches: 0 the request mix of
+// BM_Decide, each request complete; 1 one user's requests, the subject and
+// environment sent once in the common part (MakeCommonBatches). The service
+// benchmarks' batch ratio is bounded by this work.
 void BM_BatchCallWork(benchmark::State& state) {
   const Fixture& f = GetFixture(10000);
   if (!f.policy) {
@@ -145,31 +144,48 @@ void BM_BatchCallWork(benchmark::State& state) {
   }
   constexpr int kBatch = 50;
   const int stage = static_cast<int>(state.range(0));
-  std::vector<std::string> calls;
-  for (size_t start = 0; start + kBatch <= f.requests.size(); start += kBatch) {
-    v1::BatchAuthorizeRequest batch;
-    for (int i = 0; i < kBatch; ++i) *batch.add_requests() = f.requests[start + i].request;
-    calls.push_back(batch.SerializeAsString());
+  std::vector<WorkloadBatch> batches;
+  if (state.range(1) == 0) {
+    for (size_t start = 0; start + kBatch <= f.requests.size(); start += kBatch) {
+      WorkloadBatch& w = batches.emplace_back();
+      for (int i = 0; i < kBatch; ++i) {
+        const WorkloadRequest& r = f.requests[start + i];
+        *w.batch.add_requests() = r.request;
+        w.expected.push_back(DecisionOf(r.expect));
+      }
+    }
+  } else {
+    batches = MakeCommonBatches(10000, 64, kBatch);
   }
+  std::vector<std::string> calls;
+  for (const WorkloadBatch& w : batches) calls.push_back(w.batch.SerializeAsString());
   service::ArenaMessageAllocator<v1::BatchAuthorizeRequest, v1::BatchAuthorizeResponse> allocator;
   const absl::Time now = absl::Now();
   std::string out;
   size_t i = 0, wrong = 0;
   for (auto _ : state) {
-    const std::string& bytes = calls[i++ % calls.size()];
+    const size_t call = i++ % calls.size();
     auto* holder = allocator.AllocateMessages();
     v1::BatchAuthorizeRequest* request = holder->request();
-    if (!request->ParseFromString(bytes)) {
+    if (!request->ParseFromString(calls[call])) {
       state.SkipWithError("parse failed");
       return;
     }
     if (stage >= 1) {
       v1::BatchAuthorizeResponse* response = holder->response();
       response->mutable_responses()->Reserve(kBatch);
+      // As AuthorizationService::BatchAuthorize decides.
+      const v1::AuthorizeRequest* common = request->has_common() ? &request->common() : nullptr;
       for (const v1::AuthorizeRequest& item : request->requests()) {
-        f.policy->Evaluate(item, now, response->add_responses());
+        if (common) {
+          f.policy->Evaluate(item, *common, now, response->add_responses());
+        } else {
+          f.policy->Evaluate(item, now, response->add_responses());
+        }
       }
-      wrong += response->responses(0).decision() == v1::DECISION_UNSPECIFIED;
+      for (int k = 0; k < kBatch; ++k) {
+        wrong += response->responses(k).decision() != batches[call].expected[k];
+      }
       if (stage >= 2) {
         out.clear();
         response->SerializeToString(&out);
@@ -186,7 +202,7 @@ void BM_BatchCallWork(benchmark::State& state) {
   state.counters["request_bytes"] = static_cast<double>(calls[0].size());
   state.counters["response_bytes"] = static_cast<double>(out.size());
 }
-BENCHMARK(BM_BatchCallWork)->Arg(0)->Arg(1)->Arg(2);
+BENCHMARK(BM_BatchCallWork)->ArgsProduct({{0, 1, 2}, {0, 1}});
 
 void BM_ClockOverhead(benchmark::State& state) {
   for (auto _ : state) {

@@ -59,6 +59,10 @@ ABSL_FLAG(std::string, mode, "authorize", "authorize (one decision per call) or 
 ABSL_FLAG(int, channels, 4, "Connections; calls in flight are spread over them.");
 ABSL_FLAG(int, in_flight, 32, "Calls kept outstanding (closed loop).");
 ABSL_FLAG(int, batch_size, 50, "batch: requests per BatchAuthorize call.");
+ABSL_FLAG(bool, batch_common, false,
+          "batch: each call is one user's requests, the subject and environment "
+          "sent once in BatchAuthorizeRequest.common (MakeCommonBatches in "
+          "bench/workload.h); false: complete requests of the --requests mix.");
 ABSL_FLAG(double, duration_seconds, 10, "Length of the measured window.");
 ABSL_FLAG(double, warmup_seconds, 2, "Load before the window, not measured.");
 ABSL_FLAG(int, rules, 10000,
@@ -128,10 +132,6 @@ struct Shared {
   int running = 0;
 };
 
-v1::Decision Expected(Expect e) {
-  return e == Expect::kPermit ? v1::PERMIT : e == Expect::kDeny ? v1::DENY : v1::NOT_APPLICABLE;
-}
-
 // One closed-loop call slot: exactly one call outstanding at a time, so its
 // fields are touched by one callback at a time (gRPC orders them).
 class Slot {
@@ -193,7 +193,7 @@ class Slot {
         ++decisions_;
         if (shared_->check) {
           wrong_ += response_.decision() !=
-                    Expected(shared_->requests[request_index_].expect);
+                    DecisionOf(shared_->requests[request_index_].expect);
         }
       }
     }
@@ -320,7 +320,13 @@ int Run() {
   shared.deadline = std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms));
   shared.requests = MakeRequests(absl::GetFlag(FLAGS_rules), absl::GetFlag(FLAGS_requests),
                                  absl::GetFlag(FLAGS_rule_set));
-  if (shared.batch) {
+  if (shared.batch && absl::GetFlag(FLAGS_batch_common)) {
+    for (WorkloadBatch& w : MakeCommonBatches(absl::GetFlag(FLAGS_rules), 64, batch_size,
+                                              absl::GetFlag(FLAGS_rule_set))) {
+      shared.batches.push_back(std::move(w.batch));
+      shared.batch_expected.push_back(std::move(w.expected));
+    }
+  } else if (shared.batch) {
     const size_t count = std::max<size_t>(1, std::min<size_t>(64, shared.requests.size()));
     size_t r = 0;
     for (size_t b = 0; b < count; ++b) {
@@ -329,7 +335,7 @@ int Run() {
       for (int i = 0; i < batch_size; ++i) {
         const WorkloadRequest& w = shared.requests[r++ % shared.requests.size()];
         *batch.add_requests() = w.request;
-        expected.push_back(Expected(w.expect));
+        expected.push_back(DecisionOf(w.expect));
       }
       shared.batches.push_back(std::move(batch));
       shared.batch_expected.push_back(std::move(expected));
@@ -448,6 +454,7 @@ int Run() {
   field("channels", absl::StrCat(channels));
   field("in_flight", absl::StrCat(in_flight));
   field("batch_size", absl::StrCat(shared.batch ? batch_size : 1));
+  field("batch_common", shared.batch && absl::GetFlag(FLAGS_batch_common) ? "true" : "false");
   field("rules", absl::StrCat(absl::GetFlag(FLAGS_rules)));
   field("warmup_seconds", number(warmup));
   field("duration_seconds", number(duration));
@@ -507,7 +514,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "load_gen: closed-loop gRPC load on pdp.v1.Authorization; JSON on stdout.\n"
       "  load_gen --port_file=F --ca=ca.pem --cert=gateway.pem --key=gateway.key \\\n"
-      "           [--mode=authorize|batch] [--in_flight=32] [--channels=4] \\\n"
+      "           [--mode=authorize|batch [--batch_size=50] [--batch_common]] \\\n"
+      "           [--in_flight=32] [--channels=4] \\\n"
       "           [--duration_seconds=10] [--warmup_seconds=2] [--rules=10000]");
   absl::ParseCommandLine(argc, argv);
   return pdp::bench::Run();

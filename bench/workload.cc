@@ -1,6 +1,7 @@
 // Synthetic rule sets and requests; see workload.h.
 #include "bench/workload.h"
 
+#include <map>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -155,6 +156,15 @@ v1::AuthorizeRequest FromRecipe(const Recipe& r, const std::string& name) {
 
 }  // namespace
 
+v1::Decision DecisionOf(Expect expect) {
+  switch (expect) {
+    case Expect::kPermit: return v1::PERMIT;
+    case Expect::kDeny: return v1::DENY;
+    case Expect::kNotApplicable: break;
+  }
+  return v1::NOT_APPLICABLE;
+}
+
 v1::RuleSet MakeRuleSet(int rule_count, const std::string& name, uint64_t seed) {
   return Generate(rule_count, name, seed).rule_set;
 }
@@ -200,6 +210,38 @@ std::vector<WorkloadRequest> MakeRequests(int rule_count, int count, const std::
     }
   }
   return all;
+}
+
+std::vector<WorkloadBatch> MakeCommonBatches(int rule_count, int count, int batch_size,
+                                             const std::string& name, uint64_t seed) {
+  Generated g = Generate(rule_count, name, 1);
+  engine::CompileResult compiled = engine::Compile(g.rule_set);
+  std::map<std::string, std::vector<const Recipe*>> by_role;
+  for (const Recipe& r : g.recipes) by_role[r.role].push_back(&r);
+  std::mt19937_64 rng(seed);
+  const absl::Time now = absl::Now();
+  std::vector<WorkloadBatch> batches;
+  for (int b = 0; b < count; ++b) {
+    const Recipe& user = g.recipes[rng() % g.recipes.size()];
+    WorkloadBatch w;
+    v1::AuthorizeRequest* common = w.batch.mutable_common();
+    *common = FromRecipe(user, name);
+    common->clear_action();
+    common->clear_resource();
+    const std::vector<const Recipe*>& candidates = by_role[user.role];
+    for (int i = 0; i < batch_size; ++i) {
+      const v1::AuthorizeRequest full =
+          FromRecipe(*candidates[rng() % candidates.size()], name);
+      v1::AuthorizeRequest* item = w.batch.add_requests();
+      item->set_action(full.action());
+      *item->mutable_resource() = full.resource();
+      v1::AuthorizeResponse response;
+      compiled.policy->Evaluate(*item, *common, now, &response);
+      w.expected.push_back(response.decision());
+    }
+    batches.push_back(std::move(w));
+  }
+  return batches;
 }
 
 }  // namespace pdp::bench

@@ -24,6 +24,9 @@ v1::RuleSet MakeRuleSet(int rule_count, const std::string& name = "bench",
 
 enum class Expect { kPermit, kDeny, kNotApplicable };
 
+// The decision an Expect stands for.
+v1::Decision DecisionOf(Expect expect);
+
 struct WorkloadRequest {
   v1::AuthorizeRequest request;
   Expect expect;
@@ -34,6 +37,22 @@ struct WorkloadRequest {
 std::vector<WorkloadRequest> MakeRequests(int rule_count, int count,
                                           const std::string& name = "bench",
                                           uint64_t seed = 2);
+
+// A BatchAuthorizeRequest and the decision each of its requests must get.
+struct WorkloadBatch {
+  v1::BatchAuthorizeRequest batch;
+  std::vector<v1::Decision> expected;
+};
+
+// `count` batches of `batch_size` requests against MakeRuleSet(rule_count,
+// name), each asking "which of these may this user do?": one subject and
+// environment, sent once in the batch's common part (with the rule set),
+// and in each request only an action on a resource that some rule for one
+// of the subject's roles names. The engine says what each gets (a mix of
+// permit, deny and not applicable).
+std::vector<WorkloadBatch> MakeCommonBatches(int rule_count, int count, int batch_size,
+                                             const std::string& name = "bench",
+                                             uint64_t seed = 3);
 
 }  // namespace pdp::bench
 
