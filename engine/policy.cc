@@ -244,7 +244,6 @@ class RequestContext {
     }
   }
 
-
   bool HasAnyRole(const uint32_t* roles, uint32_t count) const {
     for (uint32_t i = 0; i < count; ++i) {
       if ((role_words_[roles[i] / 64] >> (roles[i] % 64)) & 1) return true;
