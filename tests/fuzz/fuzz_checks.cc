@@ -189,6 +189,19 @@ void CheckEvaluation(const v1::RuleSet& rules, const engine::Policy& policy,
   if (!Same(plain, again)) {
     fail("two evaluations of the same request differ");
   }
+  // The same request as a batch would send it with a common part: the
+  // subject and environment in `common`, the rest in the request.
+  v1::AuthorizeRequest item = plain_request, common;
+  if (item.has_subject()) common.mutable_subject()->Swap(item.mutable_subject());
+  item.clear_subject();
+  if (item.has_environment()) common.mutable_environment()->Swap(item.mutable_environment());
+  item.clear_environment();
+  v1::AuthorizeResponse through_common;
+  policy.Evaluate(item, common, kNow, &through_common);
+  if (std::string diff = Difference("plain", plain, "through common", through_common);
+      !diff.empty()) {
+    fail("a common part changes the answer:\n" + diff);
+  }
   if (std::string diff = Difference("reference", reference, "engine", plain); !diff.empty()) {
     fail("engine and reference disagree:\n" + diff);
   }
