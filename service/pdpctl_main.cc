@@ -8,8 +8,10 @@
 //   pdpctl rollback NAME VERSION            activate a stored version
 //   pdpctl delete NAME                      stop serving a set (history kept)
 //   pdpctl authorize [FILE|-] [--explain] [--rules=FILE]
-//                                           decide a JSON AuthorizeRequest,
-//                                           on the server or offline
+//                                           decide a JSON AuthorizeRequest
+//                                           (or BatchAuthorizeRequest: one
+//                                           with "requests"), on the server
+//                                           or offline
 //   pdpctl health [SERVICE]                 exit 0 when SERVING
 //   pdpctl audit [NAME] [--caller=ID] [--method=M] [--since=T] [--until=T]
 //                [--limit=N] [--page_token=P] [--json]
@@ -24,6 +26,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -37,6 +40,7 @@
 #include "absl/time/time.h"
 #include "engine/compiler.h"
 #include "engine/rule_set_io.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "pdp/v1/admin.grpc.pb.h"
@@ -172,27 +176,52 @@ absl::StatusOr<std::string> ReadInput(const std::string& path) {
   return service::ReadFile(path);
 }
 
-int Authorize(const std::vector<std::string>& args) {
-  auto json = ReadInput(args.empty() ? "-" : args[0]);
-  if (!json.ok()) return Fail(std::string(json.status().message()));
-  v1::AuthorizeRequest request;
-  auto parsed = google::protobuf::util::JsonStringToMessage(*json, &request);
+// Decides `request` (an AuthorizeRequest or a BatchAuthorizeRequest) with
+// the rule-set file --rules, as the server would, into `response`.
+template <typename Request, typename Response>
+absl::Status DecideOffline(const Request& request, Response* response) {
+  auto rule_set = engine::ReadRuleSetFile(absl::GetFlag(FLAGS_rules));
+  if (!rule_set.ok()) return rule_set.status();
+  engine::CompileResult compiled = engine::Compile(*rule_set);
+  if (!compiled.ok()) return compiled.ToStatus();
+  const absl::Time now = absl::Now();
+  if constexpr (std::is_same_v<Request, v1::BatchAuthorizeRequest>) {
+    for (const v1::AuthorizeRequest& item : request.requests()) {
+      if (request.has_common()) {
+        compiled.policy->Evaluate(item, request.common(), now, response->add_responses());
+      } else {
+        compiled.policy->Evaluate(item, now, response->add_responses());
+      }
+    }
+  } else {
+    compiled.policy->Evaluate(request, now, response);
+  }
+  return absl::OkStatus();
+}
+
+template <typename Request, typename Response, typename Method>
+int DecideAndPrint(const std::string& json, Method method) {
+  Request request;
+  auto parsed = google::protobuf::util::JsonStringToMessage(json, &request);
   if (!parsed.ok()) return Fail(absl::StrCat("request JSON: ", parsed.message().as_string()));
-  if (absl::GetFlag(FLAGS_explain)) request.set_explain(true);
-  v1::AuthorizeResponse response;
-  if (const std::string rules = absl::GetFlag(FLAGS_rules); !rules.empty()) {
-    auto rule_set = engine::ReadRuleSetFile(rules);
-    if (!rule_set.ok()) return Fail(std::string(rule_set.status().message()));
-    engine::CompileResult compiled = engine::Compile(*rule_set);
-    if (!compiled.ok()) return Fail(std::string(compiled.ToStatus().message()));
-    compiled.policy->Evaluate(request, absl::Now(), &response);
+  if (absl::GetFlag(FLAGS_explain)) {
+    if constexpr (std::is_same_v<Request, v1::BatchAuthorizeRequest>) {
+      request.mutable_common()->set_explain(true);
+    } else {
+      request.set_explain(true);
+    }
+  }
+  Response response;
+  if (!absl::GetFlag(FLAGS_rules).empty()) {
+    if (absl::Status s = DecideOffline(request, &response); !s.ok()) {
+      return Fail(std::string(s.message()));
+    }
   } else {
     auto client = Client::Connect();
     if (!client.ok()) return Fail(std::string(client.status().message()));
     if (int rc = Call(*client,
-                      [&](grpc::ClientContext* c, const v1::AuthorizeRequest& r,
-                          v1::AuthorizeResponse* out) {
-                        return client->authorization().Authorize(c, r, out);
+                      [&](grpc::ClientContext* c, const Request& r, Response* out) {
+                        return (client->authorization().*method)(c, r, out);
                       },
                       request, &response);
         rc != kOk) {
@@ -201,6 +230,20 @@ int Authorize(const std::vector<std::string>& args) {
   }
   std::cout << ToJson(response) << "\n";
   return kOk;
+}
+
+int Authorize(const std::vector<std::string>& args) {
+  auto json = ReadInput(args.empty() ? "-" : args[0]);
+  if (!json.ok()) return Fail(std::string(json.status().message()));
+  // A batch is the JSON object with "requests".
+  google::protobuf::Struct object;
+  if (google::protobuf::util::JsonStringToMessage(*json, &object).ok() &&
+      object.fields().contains("requests")) {
+    return DecideAndPrint<v1::BatchAuthorizeRequest, v1::BatchAuthorizeResponse>(
+        *json, &v1::Authorization::Stub::BatchAuthorize);
+  }
+  return DecideAndPrint<v1::AuthorizeRequest, v1::AuthorizeResponse>(
+      *json, &v1::Authorization::Stub::Authorize);
 }
 
 // Exit 0 only when the server (or the named service) is SERVING: the
@@ -440,8 +483,8 @@ int main(int argc, char** argv) {
       "  history NAME              every stored version, newest first\n"
       "  rollback NAME VERSION     activate a stored version\n"
       "  delete NAME               stop serving a rule set (history kept)\n"
-      "  authorize [FILE|-]        decide a JSON AuthorizeRequest (--explain; --rules=FILE "
-      "decides offline)\n"
+      "  authorize [FILE|-]        decide a JSON AuthorizeRequest, or a BatchAuthorizeRequest "
+      "(an object with \"requests\") (--explain; --rules=FILE decides offline)\n"
       "  health [SERVICE]          exit 0 when the server is SERVING\n"
       "  audit [NAME]              the admin audit trail, newest first (--caller, --method, "
       "--since, --until, --limit, --page_token, --json)\n"

@@ -154,6 +154,35 @@ TEST(PdpctlOfflineTest, AuthorizeOfflineWithRulesFile) {
   EXPECT_GT(FromJson<v1::AuthorizeResponse>(r.out).trace_size(), 0) << Describe(r);
 }
 
+// rules/requests/batches/customer-c-1001.json: one customer, four decisions
+// with the subject and action sent once, in the batch's common part.
+constexpr const char* kBatchFile = "rules/requests/batches/customer-c-1001.json";
+const std::vector<v1::Decision> kBatchDecisions = {v1::PERMIT, v1::NOT_APPLICABLE, v1::PERMIT,
+                                                   v1::DENY};
+
+std::vector<v1::Decision> Decisions(const v1::BatchAuthorizeResponse& response) {
+  std::vector<v1::Decision> out;
+  for (const v1::AuthorizeResponse& r : response.responses()) out.push_back(r.decision());
+  return out;
+}
+
+TEST(PdpctlOfflineTest, AuthorizeABatchOffline) {
+  CommandResult r = Pdpctl({"authorize", "--addr=127.0.0.1:1",
+                            "--rules=" + SourcePath("rules/demo.json"), SourcePath(kBatchFile)});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  const auto response = FromJson<v1::BatchAuthorizeResponse>(r.out);
+  EXPECT_EQ(Decisions(response), kBatchDecisions) << Describe(r);
+  EXPECT_THAT(response.responses(3).determining_rules(),
+              ::testing::Contains("deny-sensitive-without-mfa-claim"));
+  // --explain traces every request of the batch.
+  r = Pdpctl({"authorize", "--explain", "--rules=" + SourcePath("rules/demo.json"),
+              SourcePath(kBatchFile)});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  const auto explained = FromJson<v1::BatchAuthorizeResponse>(r.out);
+  ASSERT_EQ(explained.responses_size(), 4) << Describe(r);
+  for (const auto& one : explained.responses()) EXPECT_GT(one.trace_size(), 0) << Describe(r);
+}
+
 TEST(PdpctlOfflineTest, UsageErrorsExitWithTwo) {
   CommandResult r = Pdpctl({});
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
@@ -290,6 +319,14 @@ TEST_F(PdpctlTest, AuthorizeWithGatewayCertificate) {
     const auto response = FromJson<v1::AuthorizeResponse>(r.out);
     EXPECT_EQ(v1::Decision_Name(response.decision()), decision) << file;
     EXPECT_EQ(response.rule_set_version(), 1) << file;
+  }
+  // A batch with a common part, on the server.
+  {
+    CommandResult r = Run("gateway", {"authorize", SourcePath(kBatchFile)});
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    const auto response = FromJson<v1::BatchAuthorizeResponse>(r.out);
+    EXPECT_EQ(Decisions(response), kBatchDecisions) << Describe(r);
+    EXPECT_EQ(response.responses(0).rule_set_version(), 1);
   }
   // From stdin.
   const std::string first = RequestFiles().front().first;
