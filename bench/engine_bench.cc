@@ -177,11 +177,7 @@ void BM_BatchCallWork(benchmark::State& state) {
       // As AuthorizationService::BatchAuthorize decides.
       const v1::AuthorizeRequest* common = request->has_common() ? &request->common() : nullptr;
       for (const v1::AuthorizeRequest& item : request->requests()) {
-        if (common) {
-          f.policy->Evaluate(item, *common, now, response->add_responses());
-        } else {
-          f.policy->Evaluate(item, now, response->add_responses());
-        }
+        f.policy->Evaluate(item, common, now, response->add_responses());
       }
       for (int k = 0; k < kBatch; ++k) {
         wrong += response->responses(k).decision() != batches[call].expected[k];

@@ -236,7 +236,7 @@ std::vector<WorkloadBatch> MakeCommonBatches(int rule_count, int count, int batc
       item->set_action(full.action());
       *item->mutable_resource() = full.resource();
       v1::AuthorizeResponse response;
-      compiled.policy->Evaluate(*item, *common, now, &response);
+      compiled.policy->Evaluate(*item, common, now, &response);
       w.expected.push_back(response.decision());
     }
     batches.push_back(std::move(w));

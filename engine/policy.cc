@@ -42,9 +42,9 @@ void Policy::Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
   response->set_rule_set_version(version_);
 }
 
-void Policy::Evaluate(const v1::AuthorizeRequest& request, const v1::AuthorizeRequest& common,
+void Policy::Evaluate(const v1::AuthorizeRequest& request, const v1::AuthorizeRequest* common,
                       absl::Time now, v1::AuthorizeResponse* response) const {
-  impl_->Evaluate(RequestParts(request, &common), now, response);
+  impl_->Evaluate(RequestParts(request, common), now, response);
   response->set_rule_set_version(version_);
 }
 
@@ -77,8 +77,8 @@ v1::AuthorizeRequest WithCommon(const v1::AuthorizeRequest& request,
 }
 
 const std::string& RuleSetOf(const v1::AuthorizeRequest& request,
-                             const v1::AuthorizeRequest& common) {
-  return request.rule_set().empty() ? common.rule_set() : request.rule_set();
+                             const v1::AuthorizeRequest* common) {
+  return request.rule_set().empty() && common ? common->rule_set() : request.rule_set();
 }
 
 namespace {

@@ -57,10 +57,10 @@ class Policy {
   // bad input yields INDETERMINATE with a reason naming the field.
   void Evaluate(const v1::AuthorizeRequest& request, absl::Time now,
                 v1::AuthorizeResponse* response) const;
-  // The same for one request of a batch whose `common` part supplies what
-  // the request leaves unset: decides as Evaluate(WithCommon(request,
-  // common)) would, without the copy.
-  void Evaluate(const v1::AuthorizeRequest& request, const v1::AuthorizeRequest& common,
+  // The same for one request of a batch whose `common` part (null: none)
+  // supplies what the request leaves unset: decides as
+  // Evaluate(WithCommon(request, *common)) would, without the copy.
+  void Evaluate(const v1::AuthorizeRequest& request, const v1::AuthorizeRequest* common,
                 absl::Time now, v1::AuthorizeResponse* response) const;
 
  private:
@@ -75,9 +75,10 @@ class Policy {
 v1::AuthorizeRequest WithCommon(const v1::AuthorizeRequest& request,
                                 const v1::AuthorizeRequest& common);
 
-// The rule set a request of a batch names, "" for the server's default.
+// The rule set a request of a batch with `common` (null: none) names, ""
+// for the server's default.
 const std::string& RuleSetOf(const v1::AuthorizeRequest& request,
-                             const v1::AuthorizeRequest& common);
+                             const v1::AuthorizeRequest* common);
 
 // Fills `response` with an INDETERMINATE decision and `reason`, for callers
 // that cannot reach a Policy (unknown rule set, internal error).

@@ -186,12 +186,9 @@ absl::Status DecideOffline(const Request& request, Response* response) {
   if (!compiled.ok()) return compiled.ToStatus();
   const absl::Time now = absl::Now();
   if constexpr (std::is_same_v<Request, v1::BatchAuthorizeRequest>) {
+    const v1::AuthorizeRequest* common = request.has_common() ? &request.common() : nullptr;
     for (const v1::AuthorizeRequest& item : request.requests()) {
-      if (request.has_common()) {
-        compiled.policy->Evaluate(item, request.common(), now, response->add_responses());
-      } else {
-        compiled.policy->Evaluate(item, now, response->add_responses());
-      }
+      compiled.policy->Evaluate(item, common, now, response->add_responses());
     }
   } else {
     compiled.policy->Evaluate(request, now, response);

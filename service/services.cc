@@ -61,11 +61,7 @@ void AuthorizationService::DecideWith(const engine::Policy* policy, const std::s
         response);
     return;
   }
-  if (common != nullptr) {
-    policy->Evaluate(request, *common, now, response);
-  } else {
-    policy->Evaluate(request, now, response);
-  }
+  policy->Evaluate(request, common, now, response);
 }
 
 void AuthorizationService::Release(std::shared_ptr<const engine::Policy> policy) const {
@@ -141,7 +137,7 @@ grpc::ServerUnaryReactor* AuthorizationService::BatchAuthorize(
   for (const v1::AuthorizeRequest& item : request->requests()) {
     const auto start =
         recorder_ != nullptr ? DecisionRecorder::Clock::now() : DecisionRecorder::Clock::time_point();
-    const std::string& named = common ? engine::RuleSetOf(item, *common) : item.rule_set();
+    const std::string& named = engine::RuleSetOf(item, common);
     const std::string& name = named.empty() ? default_rule_set_ : named;
     if (last_name == nullptr || *last_name != name) {
       Release(std::move(policy));

@@ -371,7 +371,7 @@ TEST(DifferentialTest, CommonPartDecidesAsTheCompletedRequest) {
           << ToJson(expected_completed);
 
       v1::AuthorizeResponse through_common, on_completed;
-      compiled.policy->Evaluate(item, common, kNow, &through_common);
+      compiled.policy->Evaluate(item, &common, kNow, &through_common);
       compiled.policy->Evaluate(completed, kNow, &on_completed);
       // Errors name the part of the batch request they are in.
       through_common.set_reason(

@@ -574,30 +574,32 @@ TEST(InvalidRequestTest, ErrorsInTheCommonPartNameIt) {
             "common.subject.attributes[\"a\"]"},
        }) {
     v1::AuthorizeResponse response;
-    policy->Evaluate(item, RequestFromJson(common), DefaultNow(), &response);
+    const v1::AuthorizeRequest common_part = RequestFromJson(common);
+    policy->Evaluate(item, &common_part, DefaultNow(), &response);
     EXPECT_EQ(response.decision(), v1::INDETERMINATE) << common;
     EXPECT_THAT(response.reason(), HasSubstr(reason)) << common;
   }
   // A bad client_ip errs only the rule with an IP condition (explain shows it).
   v1::AuthorizeResponse traced;
-  policy->Evaluate(item, RequestFromJson(R"({"explain": true, "resource": {"type": "doc"},
-                                             "environment": {"client_ip": "10.0.0.999"}})"),
-                   DefaultNow(), &traced);
+  const v1::AuthorizeRequest bad_ip = RequestFromJson(R"({"explain": true,
+      "resource": {"type": "doc"}, "environment": {"client_ip": "10.0.0.999"}})");
+  policy->Evaluate(item, &bad_ip, DefaultNow(), &traced);
   ASSERT_THAT(traced.trace(), SizeIs(2));
   EXPECT_EQ(traced.trace(1).outcome(), "error");
   EXPECT_EQ(traced.trace(1).detail(),
             "common.environment.client_ip \"10.0.0.999\" is not an IP address");
   // The request's own part is named without the prefix, and wins.
   v1::AuthorizeResponse own;
+  const v1::AuthorizeRequest doc = RequestFromJson(R"({"resource": {"type": "doc"}})");
   policy->Evaluate(RequestFromJson(R"({"action": "read", "resource": {"type": "doc",
                                        "attributes": {"a": null}}})"),
-                   RequestFromJson(R"({"resource": {"type": "doc"}})"), DefaultNow(), &own);
+                   &doc, DefaultNow(), &own);
   EXPECT_THAT(own.reason(), HasSubstr("invalid request: resource.attributes[\"a\"]"));
   // A complete common part: the request supplies only the action.
   v1::AuthorizeResponse permitted;
-  policy->Evaluate(item, RequestFromJson(R"({"action": "delete", "resource": {"type": "doc"},
-                                             "environment": {"client_ip": "10.1.2.3"}})"),
-                   DefaultNow(), &permitted);
+  const v1::AuthorizeRequest complete = RequestFromJson(R"({"action": "delete",
+      "resource": {"type": "doc"}, "environment": {"client_ip": "10.1.2.3"}})");
+  policy->Evaluate(item, &complete, DefaultNow(), &permitted);
   EXPECT_EQ(permitted.decision(), v1::PERMIT);
   EXPECT_THAT(Determining(permitted), ElementsAre("p", "p-ip"));
 }

@@ -197,7 +197,7 @@ void CheckEvaluation(const v1::RuleSet& rules, const engine::Policy& policy,
   if (item.has_environment()) common.mutable_environment()->Swap(item.mutable_environment());
   item.clear_environment();
   v1::AuthorizeResponse through_common;
-  policy.Evaluate(item, common, kNow, &through_common);
+  policy.Evaluate(item, &common, kNow, &through_common);
   if (std::string diff = Difference("plain", plain, "through common", through_common);
       !diff.empty()) {
     fail("a common part changes the answer:\n" + diff);
