@@ -1,11 +1,6 @@
 // Authorization and Admin gRPC services; see services.h.
 #include "service/services.h"
 
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -156,47 +151,6 @@ grpc::ServerUnaryReactor* AuthorizationService::BatchAuthorize(
   Release(std::move(policy));
   reactor->Finish(grpc::Status::OK);
   return reactor;
-}
-
-Worker::Worker(int nice) : nice_(nice), thread_([this] { Loop(); }) {}
-
-Worker::~Worker() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_one();
-  thread_.join();
-}
-
-void Worker::Post(std::function<void()> task) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    tasks_.push_back(std::move(task));
-  }
-  cv_.notify_one();
-}
-
-void Worker::Loop() {
-  if (nice_ != 0) {
-    // On Linux a thread id names just this thread. Raising the nice value
-    // needs no privilege; if it fails the work still runs, only sooner.
-    const id_t tid = static_cast<id_t>(gettid());
-    errno = 0;
-    const int current = getpriority(PRIO_PROCESS, tid);
-    if (errno == 0) setpriority(PRIO_PROCESS, tid, std::clamp(current + nice_, -20, 19));
-  }
-  for (;;) {
-    std::function<void()> task;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
-      if (tasks_.empty()) return;
-      task = std::move(tasks_.front());
-      tasks_.pop_front();
-    }
-    task();
-  }
 }
 
 AdminService::AdminService(const AccessPolicy* access, RuleSetManager* manager)

@@ -7,22 +7,18 @@
 // caller's role is read without copying its identity, and a replaced policy
 // is never freed on a reactor thread. Admin work (parsing a pushed rule set,
 // compiling, SQLite) never runs on a reactor thread either: it is handed to
-// a dedicated worker thread at a lower CPU priority, which finishes the
-// call. bench/README.md has the measurements behind each of these choices.
+// a dedicated worker thread in the background (service/worker.h), which
+// finishes the call. bench/README.md has the measurements behind each of these choices.
 //
 // Thread-safe. Tested by tests/integration_test.cc.
 #ifndef PDP_SERVICE_SERVICES_H_
 #define PDP_SERVICE_SERVICES_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "google/protobuf/arena.h"
 #include "grpcpp/support/message_allocator.h"
@@ -33,6 +29,7 @@
 #include "service/decision_log.h"
 #include "service/registry.h"
 #include "service/rule_set_manager.h"
+#include "service/worker.h"
 
 namespace pdp::service {
 
@@ -86,30 +83,6 @@ class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Respo
   CallTracker* tracker_ = nullptr;
 };
 
-// How much lower than the decision threads background work runs (a Linux
-// nice increment for the thread): compiling and storing a pushed rule set,
-// and freeing a replaced one, yield the core to Authorize calls
-// (bench/README.md, "Updates under load").
-inline constexpr int kBackgroundNice = 10;
-
-// A single thread that runs posted tasks in order.
-class Worker {
- public:
-  // `nice`: added to the thread's nice value (0: the process's priority).
-  explicit Worker(int nice = 0);
-  ~Worker();  // runs what is queued, then joins
-  void Post(std::function<void()> task);
-
- private:
-  void Loop();
-  const int nice_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  bool stopping_ = false;
-  std::thread thread_;
-};
-
 class AuthorizationService final : public v1::Authorization::CallbackService {
  public:
   // `recorder` (not owned; may be null) counts and logs every decision.
@@ -154,7 +127,7 @@ class AuthorizationService final : public v1::Authorization::CallbackService {
   ArenaMessageAllocator<v1::AuthorizeRequest, v1::AuthorizeResponse> authorize_allocator_;
   ArenaMessageAllocator<v1::BatchAuthorizeRequest, v1::BatchAuthorizeResponse>
       batch_allocator_;
-  mutable Worker reaper_{kBackgroundNice};
+  mutable Worker reaper_{BackgroundPriority{}};
 };
 
 // pdp.v1.Admin with PutRuleSet as a raw method (see AdminService).
@@ -250,7 +223,7 @@ class AdminService final : public AdminServiceBase {
   Allocator<v1::ListAuditEventsRequest, v1::ListAuditEventsResponse> audit_allocator_;
   std::atomic<int> queued_refusals_{0};
   std::atomic<int64_t> dropped_refusals_{0};
-  Worker worker_{kBackgroundNice};  // last: joined first, while the rest is alive
+  Worker worker_{BackgroundPriority{}};  // last: joined first, while the rest is alive
 };
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
