@@ -120,10 +120,21 @@ v1::DecisionLogEntry ParseLine(const std::string& line) {
   return entry;
 }
 
+// An event received now, not in a batch, with no explicit gateway answer.
+DecisionEvent EventFor(DecisionPath path, const v1::AuthorizeRequest& request,
+                       const v1::AuthorizeResponse& response) {
+  DecisionEvent event;
+  event.path = path;
+  event.start = DecisionRecorder::Clock::now();
+  event.request = &request;
+  event.response = &response;
+  return event;
+}
+
 void Record(const DecisionRecorder& recorder, const v1::AuthorizeRequest& request,
             const v1::AuthorizeResponse& response, DecisionPath path = DecisionPath::kAuthorize,
             CallInfo call = {"spiffe://pdp.local/gateway/dev", "req-42"}) {
-  recorder.Record({path, DecisionRecorder::Clock::now(), &request, &response},
+  recorder.Record(EventFor(path, request, response),
                   [&](CallInfo* out) { *out = call; });
 }
 
@@ -290,8 +301,7 @@ TEST(DecisionLogTest, NothingIsBuiltForADecisionThatIsNotLogged) {
   const v1::AuthorizeResponse permit = engine_testing::Decide(*f.policy, request);
   int asked = 0;
   auto describe = [&](CallInfo*) { ++asked; };
-  const DecisionEvent event{DecisionPath::kAuthorize, DecisionRecorder::Clock::now(), &request,
-                            &permit};
+  const DecisionEvent event = EventFor(DecisionPath::kAuthorize, request, permit);
   DecisionRecorder off(nullptr, nullptr);
   EXPECT_FALSE(off.active());
   off.Record(event, describe);
@@ -355,7 +365,7 @@ TEST(DecisionLogTest, BatchLinesCarryTheirIndexAndAGeneratedRequestId) {
   const v1::AuthorizeRequest request = engine_testing::RequestFromJson(kRequest);
   const v1::AuthorizeResponse response = engine_testing::Decide(*f.policy, request);
   for (int i = 0; i < 2; ++i) {
-    DecisionEvent event{DecisionPath::kBatch, DecisionRecorder::Clock::now(), &request, &response};
+    DecisionEvent event = EventFor(DecisionPath::kBatch, request, response);
     event.batch_index = i;
     recorder.Record(event, [](CallInfo* call) { call->caller = "gw"; });
   }
