@@ -79,6 +79,10 @@ ABSL_FLAG(std::string, bootstrap_rule_set, "",
 ABSL_FLAG(std::string, port_file, "", "Write the bound port to this file once serving.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest request message accepted.");
 ABSL_FLAG(int, shutdown_grace_seconds, 5, "How long in-flight calls may finish on SIGTERM.");
+ABSL_FLAG(int, background_idle_ms, 2000,
+          "How long a background task (compiling and storing a pushed rule set, a rollback, "
+          "freeing a replaced set) may wait in SCHED_IDLE, yielding the core to decisions, "
+          "before it competes with them at nice +10. 0: always at nice +10.");
 
 // Operations: decision log and metrics (service/decision_log.h,
 // service/metrics.h; the README's "Operations" section).
@@ -416,6 +420,14 @@ int Run() {
     LogWarning("no --admin_identities or --gateway_identities: every caller will be refused");
   }
 
+  const int background_idle_ms = absl::GetFlag(FLAGS_background_idle_ms);
+  if (background_idle_ms < 0) {
+    LogError("--background_idle_ms=%d: must be 0 or more", background_idle_ms);
+    return 2;
+  }
+  const BackgroundPriority background{
+      .nice = 10, .escalate_after = std::chrono::milliseconds(background_idle_ms)};
+
   absl::StatusOr<EnvoyMapping> envoy_mapping = EnvoyMappingFromFlags();
   if (!envoy_mapping.ok()) {
     LogError("%s", envoy_mapping.status().message());
@@ -498,8 +510,8 @@ int Run() {
 
   AccessPolicy access(admins, gateways, insecure);
   AuthorizationService authorization(&access, &registry, absl::GetFlag(FLAGS_default_rule_set),
-                                     &recorder);
-  AdminService admin(&access, &manager);
+                                     &recorder, background);
+  AdminService admin(&access, &manager, background);
   EnvoyAuthorizationService envoy_authz(
       &access,
       [&authorization](const v1::AuthorizeRequest& request, v1::AuthorizeResponse* response) {

@@ -35,11 +35,13 @@ grpc::Status Refused(const Caller& caller, const char* what) {
 AuthorizationService::AuthorizationService(const AccessPolicy* access,
                                            const PolicyRegistry* registry,
                                            std::string default_rule_set,
-                                           const DecisionRecorder* recorder)
+                                           const DecisionRecorder* recorder,
+                                           BackgroundPriority background)
     : access_(access),
       registry_(registry),
       default_rule_set_(std::move(default_rule_set)),
-      recorder_(recorder != nullptr && recorder->active() ? recorder : nullptr) {
+      recorder_(recorder != nullptr && recorder->active() ? recorder : nullptr),
+      reaper_(background) {
   SetMessageAllocatorFor_Authorize(&authorize_allocator_);
   SetMessageAllocatorFor_BatchAuthorize(&batch_allocator_);
 }
@@ -153,8 +155,9 @@ grpc::ServerUnaryReactor* AuthorizationService::BatchAuthorize(
   return reactor;
 }
 
-AdminService::AdminService(const AccessPolicy* access, RuleSetManager* manager)
-    : access_(access), manager_(manager) {
+AdminService::AdminService(const AccessPolicy* access, RuleSetManager* manager,
+                           BackgroundPriority background)
+    : access_(access), manager_(manager), worker_(background) {
   SetMessageAllocatorFor_GetRuleSet(&get_allocator_);
   SetMessageAllocatorFor_ListRuleSets(&list_allocator_);
   SetMessageAllocatorFor_ListVersions(&versions_allocator_);

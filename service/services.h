@@ -86,9 +86,11 @@ class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Respo
 class AuthorizationService final : public v1::Authorization::CallbackService {
  public:
   // `recorder` (not owned; may be null) counts and logs every decision.
+  // `background`: how replaced rule sets are freed (service/worker.h).
   AuthorizationService(const AccessPolicy* access, const PolicyRegistry* registry,
                        std::string default_rule_set,
-                       const DecisionRecorder* recorder = nullptr);
+                       const DecisionRecorder* recorder = nullptr,
+                       BackgroundPriority background = {});
 
   grpc::ServerUnaryReactor* Authorize(grpc::CallbackServerContext* context,
                                       const v1::AuthorizeRequest* request,
@@ -127,7 +129,7 @@ class AuthorizationService final : public v1::Authorization::CallbackService {
   ArenaMessageAllocator<v1::AuthorizeRequest, v1::AuthorizeResponse> authorize_allocator_;
   ArenaMessageAllocator<v1::BatchAuthorizeRequest, v1::BatchAuthorizeResponse>
       batch_allocator_;
-  mutable Worker reaper_{BackgroundPriority{}};
+  mutable Worker reaper_;
 };
 
 // pdp.v1.Admin with PutRuleSet as a raw method (see AdminService).
@@ -159,7 +161,9 @@ class AdminService final : public AdminServiceBase {
   // admin role must not be able to queue unbounded work.
   static constexpr int kMaxQueuedRefusals = 256;
 
-  AdminService(const AccessPolicy* access, RuleSetManager* manager);
+  // `background`: how admin work runs (service/worker.h).
+  AdminService(const AccessPolicy* access, RuleSetManager* manager,
+               BackgroundPriority background = {});
 
   // Counts this service's calls in `tracker` (call before the server
   // starts).
@@ -223,7 +227,7 @@ class AdminService final : public AdminServiceBase {
   Allocator<v1::ListAuditEventsRequest, v1::ListAuditEventsResponse> audit_allocator_;
   std::atomic<int> queued_refusals_{0};
   std::atomic<int64_t> dropped_refusals_{0};
-  Worker worker_{BackgroundPriority{}};  // last: joined first, while the rest is alive
+  Worker worker_;  // last: joined first, while the rest is alive
 };
 
 grpc::Status ToGrpcStatus(const absl::Status& status);

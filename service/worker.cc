@@ -66,9 +66,12 @@ Worker::Worker() : idle_(false), thread_([this] { Loop(); }) {}
 
 Worker::Worker(BackgroundPriority background)
     : background_(background),
-      idle_(BackgroundClassFor(background.nice) == BackgroundClass::kIdle),
+      idle_(background.escalate_after.count() > 0 &&
+            BackgroundClassFor(background.nice) == BackgroundClass::kIdle),
       thread_([this] { Loop(); }) {
-  LogClassOnce(background, idle_ ? BackgroundClass::kIdle : BackgroundClass::kNice);
+  if (background.escalate_after.count() > 0) {
+    LogClassOnce(background, idle_ ? BackgroundClass::kIdle : BackgroundClass::kNice);
+  }
   if (idle_) watchdog_ = std::thread([this] { Watch(); });
 }
 

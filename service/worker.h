@@ -11,7 +11,8 @@
 // raised Authorize's p99 by x1.11 at nice +10 and not at all (x0.95, x0.97)
 // in SCHED_IDLE. So that a core saturated with decisions delays an update
 // but never stalls it, a task still running `escalate_after` after it
-// started is moved to the normal class at `nice` until it ends.
+// started is moved to the normal class at `nice` until it ends (pdpd's
+// --background_idle_ms; 0 keeps the thread in the normal class).
 //
 // Leaving SCHED_IDLE needs CAP_SYS_NICE or an RLIMIT_NICE that allows the
 // thread's nice value (RLIMIT_NICE >= 20 - nice; `docker run --ulimit
@@ -38,6 +39,7 @@ namespace pdp::service {
 
 struct BackgroundPriority {
   int nice = 10;  // added to the process's nice value
+  // 0: never in SCHED_IDLE, always at `nice` (pdpd --background_idle_ms=0).
   std::chrono::milliseconds escalate_after{2000};
 };
 

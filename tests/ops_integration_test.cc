@@ -8,7 +8,11 @@
 // a trusted certificate).
 #include <httplib.h>
 
+#include <sched.h>
+#include <sys/resource.h>
+
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -19,11 +23,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "pdp/v1/decision_log.pb.h"
+#include "service/worker.h"
 #include "tests/support/gateway_support.h"
 #include "tests/support/pdpd_process.h"
 #include "tests/support/prometheus_text.h"
@@ -393,6 +399,66 @@ TEST(OpsFlagsTest, BadDecisionLogFlagsRefuseToStart) {
   pdpd.Spawn(flags);
   EXPECT_EQ(pdpd.WaitForExit(std::chrono::seconds(20)), 2);
   EXPECT_THAT(pdpd.Log(), HasSubstr("/nonexistent-dir/d.log"));
+}
+
+// (scheduling policy, nice) of each of process `pid`'s threads, from
+// /proc/PID/task/TID/stat (fields 41 and 19).
+std::vector<std::pair<int, int>> ThreadScheduling(pid_t pid) {
+  std::vector<std::pair<int, int>> threads;
+  for (const auto& task : std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"))) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // After the command name, which is in parentheses and may hold spaces,
+    // come fields 3 (state) onward.
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::vector<std::string> fields =
+        absl::StrSplit(stat.substr(close + 2), ' ', absl::SkipEmpty());
+    int policy = -1, nice = 100;
+    if (fields.size() > 38 && absl::SimpleAtoi(fields[38], &policy) &&
+        absl::SimpleAtoi(fields[16], &nice)) {
+      threads.emplace_back(policy, nice);
+    }
+  }
+  return threads;
+}
+
+TEST(OpsFlagsTest, BackgroundWorkWaitsInSchedIdleUnlessTheFlagSaysNot) {
+  TempDir dir;
+  {
+    PdpdProcess pdpd(dir.path());
+    std::vector<std::string> flags = PdpdProcess::StandardFlags(dir.File("pdp.db"));
+    flags.push_back("--background_idle_ms=-1");
+    pdpd.Spawn(flags);
+    EXPECT_EQ(pdpd.WaitForExit(std::chrono::seconds(20)), 2);
+    EXPECT_THAT(pdpd.Log(), HasSubstr("--background_idle_ms=-1: must be 0 or more"));
+  }
+  // pdpd has the test's privileges and limits, so the same probe says what
+  // it can do: its two background threads (admin work, freeing replaced
+  // sets) wait in SCHED_IDLE, or else run at nice +10, and it says which.
+  const bool idle = service::BackgroundClassFor(10) == service::BackgroundClass::kIdle;
+  const int own_nice = getpriority(PRIO_PROCESS, 0);
+  for (const char* flag : {"--background_idle_ms=2000", "--background_idle_ms=0"}) {
+    const bool expect_idle = idle && std::string(flag) != "--background_idle_ms=0";
+    PdpdProcess pdpd(dir.path());
+    std::vector<std::string> flags = PdpdProcess::StandardFlags(dir.File("pdp.db"));
+    flags.push_back(flag);
+    ASSERT_TRUE(pdpd.Start(flags)) << flag;
+    int in_idle = 0, at_nice_10 = 0;
+    for (const auto& [policy, nice] : ThreadScheduling(pdpd.pid())) {
+      in_idle += policy == SCHED_IDLE;
+      at_nice_10 += policy == SCHED_OTHER && nice == std::min(own_nice + 10, 19);
+    }
+    EXPECT_EQ(in_idle, expect_idle ? 2 : 0) << flag;
+    EXPECT_EQ(at_nice_10, expect_idle ? 0 : 2) << flag;
+    if (expect_idle) {
+      EXPECT_THAT(pdpd.Log(), HasSubstr("runs in SCHED_IDLE; a task still running after 2000 ms "
+                                        "moves to nice +10")) << flag;
+    } else if (std::string(flag) != "--background_idle_ms=0") {
+      EXPECT_THAT(pdpd.Log(), HasSubstr("background work runs at nice +10, not in SCHED_IDLE"));
+    }
+    EXPECT_EQ(pdpd.Stop(), 0) << flag;
+  }
 }
 
 }  // namespace

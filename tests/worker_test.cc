@@ -74,6 +74,13 @@ TEST(WorkerTest, ABackgroundWorkerWaitsInSchedIdleAtItsNiceValue) {
   EXPECT_EQ(worker.escalations(), 0);
 }
 
+TEST(WorkerTest, WithNoIdleTimeABackgroundWorkerRunsAtItsNiceValueOnly) {
+  Worker worker(BackgroundPriority{.nice = 10, .escalate_after = milliseconds(0)});
+  const Seen seen = SeenByATask(worker);
+  EXPECT_EQ(seen.policy, SCHED_OTHER);
+  EXPECT_EQ(seen.nice, NiceAfter(10));
+}
+
 TEST(WorkerTest, ATaskThatRunsTooLongLeavesSchedIdleAndTheNextOneIsIdleAgain) {
   if (BackgroundClassFor(10) != BackgroundClass::kIdle) {
     GTEST_SKIP() << "this process may not leave SCHED_IDLE (no CAP_SYS_NICE, RLIMIT_NICE < 10)";
