@@ -106,12 +106,11 @@ void Worker::Loop() {
     std::lock_guard<std::mutex> lock(mu_);
     tid_ = tid;
   }
-  uint64_t sequence = 0;
   for (;;) {
     std::function<void()> task;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      running_ = 0;
+      running_ = false;
       if (escalated_) {
         SetPolicy(tid_, SCHED_IDLE);  // allowed without privilege
         escalated_ = false;
@@ -123,7 +122,7 @@ void Worker::Loop() {
       }
       task = std::move(tasks_.front());
       tasks_.pop_front();
-      running_ = ++sequence;
+      running_ = true;
       started_ = std::chrono::steady_clock::now();
     }
     watch_cv_.notify_one();
@@ -135,7 +134,7 @@ void Worker::Loop() {
 void Worker::Watch() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!done_) {
-    if (running_ == 0 || escalated_) {
+    if (!running_ || escalated_) {
       watch_cv_.wait(lock);
       continue;
     }
@@ -144,8 +143,8 @@ void Worker::Watch() {
       watch_cv_.wait_until(lock, deadline);
       continue;  // re-read: the task may have ended, another begun
     }
-    // The task that started at started_ is still running: under the lock,
-    // the worker cannot have moved on.
+    // The task that started at started_ is still running: the worker
+    // cannot move on while this thread holds the lock.
     if (SetPolicy(tid_, SCHED_OTHER)) {
       ++escalations_;
     } else {

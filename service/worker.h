@@ -71,15 +71,16 @@ class Worker {
   void Watch();  // the escalation watchdog (background kIdle workers only)
 
   const std::optional<BackgroundPriority> background_;
-  const bool idle_;  // background_ and BackgroundClass::kIdle
+  // background_, with a nonzero escalate_after, and BackgroundClass::kIdle
+  const bool idle_;
   mutable std::mutex mu_;
   std::condition_variable cv_;        // tasks_ or stopping_
   std::condition_variable watch_cv_;  // running_, escalated_ or done_
   std::deque<std::function<void()>> tasks_;
   bool stopping_ = false;
   bool done_ = false;  // Loop returned
-  // The task now running: its sequence number (0: none), when it started.
-  uint64_t running_ = 0;
+  // Whether a task is running, and since when.
+  bool running_ = false;
   std::chrono::steady_clock::time_point started_;
   bool escalated_ = false;  // the thread is out of SCHED_IDLE
   int64_t escalations_ = 0;
