@@ -10,7 +10,8 @@
 #            (hot swap under load, concurrent store puts, the concurrency
 #            test, the differential test, the decision log's queue and
 #            writer, metrics, graceful shutdown, the forward-auth server,
-#            certificate rotation, the ops end-to-end tests), with
+#            certificate rotation, the ops end-to-end tests, the background
+#            worker's scheduling), with
 #            tests/tsan.supp for reports
 #            inside Debian's uninstrumented gRPC / protobuf / Abseil
 # Compiler: $CXX, else c++ (g++ 12 on Debian bookworm); clang works too.
