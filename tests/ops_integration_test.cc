@@ -381,17 +381,24 @@ TEST_F(OpsE2eTest, MetricsEndpointIsPlainHttpOnItsOwnPort) {
   EXPECT_EQ(client.Get("/admin")->status, 404);
 }
 
+// pdpd started with the standard flags plus `extra` exits with status 2 and
+// logs `message`.
+void ExpectRefusesToStart(const TempDir& dir, const std::vector<std::string>& extra,
+                          const std::string& message) {
+  PdpdProcess pdpd(dir.path());
+  std::vector<std::string> flags = PdpdProcess::StandardFlags(dir.File("pdp.db"));
+  flags.insert(flags.end(), extra.begin(), extra.end());
+  pdpd.Spawn(flags);
+  EXPECT_EQ(pdpd.WaitForExit(std::chrono::seconds(20)), 2) << extra.back();
+  EXPECT_THAT(pdpd.Log(), HasSubstr(message)) << extra.back();
+}
+
 TEST(OpsFlagsTest, BadDecisionLogFlagsRefuseToStart) {
   TempDir dir;
   for (const std::string& bad :
        {std::string("--decision_log_sample=1.5"), std::string("--decision_log_queue=0")}) {
-    PdpdProcess pdpd(dir.path());
-    std::vector<std::string> flags = PdpdProcess::StandardFlags(dir.File("pdp.db"));
-    flags.push_back("--decision_log=" + dir.File("d.log"));
-    flags.push_back(bad);
-    pdpd.Spawn(flags);
-    EXPECT_EQ(pdpd.WaitForExit(std::chrono::seconds(20)), 2) << bad;
-    EXPECT_THAT(pdpd.Log(), HasSubstr(bad.substr(2, bad.find('=') - 2))) << bad;
+    ExpectRefusesToStart(dir, {"--decision_log=" + dir.File("d.log"), bad},
+                         bad.substr(2, bad.find('=') - 2));
   }
   PdpdProcess pdpd(dir.path());
   std::vector<std::string> flags = PdpdProcess::StandardFlags(dir.File("pdp.db"));
@@ -425,14 +432,8 @@ std::vector<std::pair<int, int>> ThreadScheduling(pid_t pid) {
 
 TEST(OpsFlagsTest, BackgroundWorkWaitsInSchedIdleUnlessTheFlagSaysNot) {
   TempDir dir;
-  {
-    PdpdProcess pdpd(dir.path());
-    std::vector<std::string> flags = PdpdProcess::StandardFlags(dir.File("pdp.db"));
-    flags.push_back("--background_idle_ms=-1");
-    pdpd.Spawn(flags);
-    EXPECT_EQ(pdpd.WaitForExit(std::chrono::seconds(20)), 2);
-    EXPECT_THAT(pdpd.Log(), HasSubstr("--background_idle_ms=-1: must be 0 or more"));
-  }
+  ExpectRefusesToStart(dir, {"--background_idle_ms=-1"},
+                       "--background_idle_ms=-1: must be 0 or more");
   // pdpd has the test's privileges and limits, so the same probe says what
   // it can do: its two background threads (admin work, freeing replaced
   // sets) wait in SCHED_IDLE, or else run at nice +10, and it says which.
