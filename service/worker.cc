@@ -38,11 +38,11 @@ void LogClassOnce(const BackgroundPriority& background, BackgroundClass cls) {
               "ones) runs in SCHED_IDLE; a task still running after %d ms moves to nice +%d",
               static_cast<int>(background.escalate_after.count()), background.nice);
     } else {
-      LogWarning("background work runs at nice +%d, not in SCHED_IDLE: this process may not "
-                 "move a thread back out of SCHED_IDLE (that needs CAP_SYS_NICE or "
-                 "RLIMIT_NICE >= %d), so under a saturated core pushes compete with decisions",
-                 background.nice, 20 - std::clamp(getpriority(PRIO_PROCESS, 0) + background.nice,
-                                                  -20, 19));
+      LogInfo("background work runs at nice +%d, not in SCHED_IDLE: this process may not "
+              "move a thread back out of SCHED_IDLE (that needs CAP_SYS_NICE or "
+              "RLIMIT_NICE >= %d), so under a saturated core pushes compete with decisions",
+              background.nice,
+              20 - std::clamp(getpriority(PRIO_PROCESS, 0) + background.nice, -20, 19));
     }
   });
 }
