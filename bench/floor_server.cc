@@ -37,10 +37,9 @@ ABSL_FLAG(int, cert_refresh_seconds, 60, "As pdpd's.");
 ABSL_FLAG(bool, insecure, false, "Plaintext, to compare with pdpd --insecure.");
 ABSL_FLAG(std::string, port_file, "", "Write the bound port to this file once serving.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "As pdpd's.");
-ABSL_FLAG(bool, mutex_deadlock_detection, true,
-          "Leave Abseil's mutex deadlock detection as it is (Debian's Abseil is built "
-          "with it on, and pdpd leaves it on); false turns it off, to measure what it "
-          "costs gRPC's own locks (bench/README.md).");
+ABSL_FLAG(bool, mutex_deadlock_detection, false,
+          "As pdpd's: Abseil's lock-order checking on every lock (Debian's Abseil has it "
+          "on); off by default, as in pdpd, so that the floor runs the same server stack.");
 ABSL_FLAG(bool, arena, true,
           "Parse requests onto a per-call arena, as pdpd's Authorization service does "
           "(service::ArenaMessageAllocator); false: gRPC's default message allocation.");

@@ -32,6 +32,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/rule_set_io.h"
@@ -83,6 +84,10 @@ ABSL_FLAG(int, background_idle_ms, 2000,
           "How long a background task (compiling and storing a pushed rule set, a rollback, "
           "freeing a replaced set) may wait in SCHED_IDLE, yielding the core to decisions, "
           "before it competes with them at nice +10. 0: always at nice +10.");
+ABSL_FLAG(bool, mutex_deadlock_detection, false,
+          "Abseil's lock-order checking on every mutex lock, gRPC's included, aborting on a "
+          "potential deadlock. Debian's Abseil has it on; pdpd turns it off, as in release "
+          "builds of Abseil: it takes one process-wide lock on every lock. For debugging.");
 
 // Operations: decision log and metrics (service/decision_log.h,
 // service/metrics.h; the README's "Operations" section).
@@ -403,6 +408,15 @@ int Run() {
   // it fail with EPIPE instead (gRPC's own sockets never raise SIGPIPE, but
   // the forward-auth server's TLS writes would).
   signal(SIGPIPE, SIG_IGN);
+  // Abseil's lock-order graph serializes every lock in the process on one
+  // spinlock (bench/README.md, "Abseil deadlock detection").
+  if (absl::GetFlag(FLAGS_mutex_deadlock_detection)) {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kAbort);
+    LogInfo("mutex deadlock detection on: every lock is checked, and a potential deadlock "
+            "aborts pdpd");
+  } else {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
 
   const bool insecure = absl::GetFlag(FLAGS_insecure);
   const TlsFiles tls{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),

@@ -208,7 +208,12 @@ TEST(ConcurrencyTest, DecisionsMatchTheirVersionWhileAdminsPushAndRollBack) {
   std::vector<std::string> flags =
       PdpdProcess::StandardFlags(dir.File("pdp.db"), /*bootstrap_file=*/"");
   flags.push_back("--background_idle_ms=50");
+  // pdpd turns Abseil's lock-order checking off by default; this test, the
+  // busiest mix of locks, keeps it on, so that a lock-order inversion in
+  // pdpd or gRPC aborts pdpd and fails the test.
+  flags.push_back("--mutex_deadlock_detection=true");
   ASSERT_TRUE(pdpd.Start(flags));
+  EXPECT_THAT(pdpd.Log(), ::testing::HasSubstr("mutex deadlock detection on"));
 
   // version -> what it decides; complete once the admins have stopped.
   std::mutex versions_mu;
