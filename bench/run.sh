@@ -60,7 +60,7 @@ for arg in "$@"; do
 done
 if [[ $quick -eq 1 ]]; then
   : "${reps:=1}" "${duration:=1}" "${warmup:=0.3}"
-  engine_args=(--benchmark_filter='BM_Decide/(100|10000)$|BM_Compile/10000$|BM_ClockOverhead'
+  engine_args=(--benchmark_filter='BM_Decide/(100|10000)$|BM_Compile/10000$|BM_ClockOverhead|BM_DependentLoad'
                --benchmark_min_time=0.01 --benchmark_repetitions=1)
 else
   : "${reps:=5}" "${duration:=10}" "${warmup:=2}"
@@ -343,6 +343,15 @@ mkdir -p "$(dirname "$out")"
   echo
   echo "Each decision is timed on its own with \`steady_clock\`; p50/p99 include the clock's cost" \
        "($(fmt "$(engine_value BM_ClockOverhead real_time)" 1) ns for two reads). Requests: a third each permit, deny, not applicable."
+  load_80="$(engine_value BM_DependentLoad/MiB:80 real_time)"
+  if [[ $load_80 != nan ]]; then
+    echo
+    echo "The machine's memory latency during this section (\`BM_DependentLoad\`: one dependent load" \
+         "after another through random 64-byte lines): $(fmt "$(engine_value BM_DependentLoad/MiB:1 real_time)" 1) ns" \
+         "within 1 MiB, $(fmt "$(engine_value BM_DependentLoad/MiB:8 real_time)") ns over 8 MiB," \
+         "$(fmt "$load_80") ns over 80 MiB (about the 100k-rule structure). It moves with other tenants'" \
+         "use of the cache and memory, and the 100k-rule p50 with it."
+  fi
   per() { awk -v a="$1" 'BEGIN { printf "%.0f", a / 50 }'; }
   for shape in 0 1; do
     w0="$(engine_value "BM_BatchCallWork/0/$shape" real_time)"
