@@ -20,12 +20,12 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "pdp/v1/authorization.grpc.pb.h"
 #include "service/log.h"
+#include "service/mutex_checks.h"
 #include "service/services.h"
 #include "service/tls.h"
 
@@ -85,9 +85,7 @@ int Run() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  if (!absl::GetFlag(FLAGS_mutex_deadlock_detection)) {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  }
+  service::SetMutexDeadlockDetection(absl::GetFlag(FLAGS_mutex_deadlock_detection));
   const bool insecure = absl::GetFlag(FLAGS_insecure);
   const service::TlsFiles tls{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
                               absl::GetFlag(FLAGS_tls_ca)};

@@ -32,7 +32,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/rule_set_io.h"
@@ -50,6 +49,7 @@
 #include "service/log.h"
 #include "service/metrics.h"
 #include "service/metrics_server.h"
+#include "service/mutex_checks.h"
 #include "service/registry.h"
 #include "service/rule_set_manager.h"
 #include "service/services.h"
@@ -408,15 +408,7 @@ int Run() {
   // it fail with EPIPE instead (gRPC's own sockets never raise SIGPIPE, but
   // the forward-auth server's TLS writes would).
   signal(SIGPIPE, SIG_IGN);
-  // Abseil's lock-order graph serializes every lock in the process on one
-  // spinlock (bench/README.md, "Abseil deadlock detection").
-  if (absl::GetFlag(FLAGS_mutex_deadlock_detection)) {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kAbort);
-    LogInfo("mutex deadlock detection on: every lock is checked, and a potential deadlock "
-            "aborts pdpd");
-  } else {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  }
+  SetMutexDeadlockDetection(absl::GetFlag(FLAGS_mutex_deadlock_detection));
 
   const bool insecure = absl::GetFlag(FLAGS_insecure);
   const TlsFiles tls{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
