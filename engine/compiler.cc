@@ -124,7 +124,9 @@ class Compiler {
   void CompileObligation(const std::string& id, const std::string& path,
                          Effect effect, const v1::Obligation& obligation,
                          CompiledRule* out);
-  void BuildIndex(const std::vector<const v1::Rule*>& by_rank);
+  // `codes`: each rule's RecordCode, by rank (PolicyImpl::Flatten).
+  void BuildIndex(const std::vector<const v1::Rule*>& by_rank,
+                  const std::vector<uint32_t>& codes);
   size_t EstimateMemory() const;
 
   const v1::RuleSet& rule_set_;
@@ -201,8 +203,13 @@ CompileResult Compiler::Run() {
     p.rules_.push_back(std::move(by_file[i]));
     by_rank.push_back(&rule_set_.rules(i));
   }
-  BuildIndex(by_rank);
-  p.Flatten();
+  std::optional<std::vector<uint32_t>> codes = p.Flatten();
+  if (!codes) {
+    Error("", "rules", "the rule set is too large to compile (its decision structure "
+                       "would exceed 32 GiB)");
+    return std::move(result_);
+  }
+  BuildIndex(by_rank, *codes);
   p.memory_bytes_ = EstimateMemory();
   result_.policy = std::make_shared<const Policy>(
       std::shared_ptr<const PolicyImpl>(std::move(policy_)), options_.version);
@@ -667,12 +674,13 @@ void Compiler::CompileObligation(const std::string& id, const std::string& path,
   out->obligations.push_back(std::move(result));
 }
 
-void Compiler::BuildIndex(const std::vector<const v1::Rule*>& by_rank) {
+void Compiler::BuildIndex(const std::vector<const v1::Rule*>& by_rank,
+                          const std::vector<uint32_t>& codes) {
   RuleIndex::Builder builder;
   for (uint32_t rank = 0; rank < by_rank.size(); ++rank) {
     const v1::Target& target = by_rank[rank]->target();
     for (const std::string& type : target.resource_types()) {
-      for (const std::string& action : target.actions()) builder.Add(type, action, rank);
+      for (const std::string& action : target.actions()) builder.Add(type, action, codes[rank]);
     }
   }
   policy_->index_ = builder.Build();
@@ -691,9 +699,7 @@ size_t Compiler::EstimateMemory() const {
     }
     for (const v1::ObligationResult& o : r.obligations) bytes += o.SpaceUsedLong();
   }
-  bytes += p.heads_.capacity() * sizeof(RuleHead) + p.role_pool_.capacity() * 4 +
-           p.windows_.capacity() * sizeof(TimeWindow) +
-           p.condition_heads_.capacity() * sizeof(ConditionHead) +
+  bytes += p.records_.capacity() * sizeof(PolicyImpl::Line) +
            p.conditions_.capacity() * sizeof(AttributeCondition);
   for (const AttributeCondition& a : p.conditions_) {
     bytes += str(a.attribute.key) + str(a.attribute.path) + str(a.literal.text) +

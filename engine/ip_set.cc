@@ -100,9 +100,9 @@ IpSet IpSet::Build(std::vector<IpRange> ranges) {
             [](const IpRange& a, const IpRange& b) { return a.first < b.first; });
   IpSet set;
   for (const IpRange& range : ranges) {
-    std::vector<IpRange>& family = range.written_v4 ? set.v4_ : set.v6_;
+    std::vector<IpInterval>& family = range.written_v4 ? set.v4_ : set.v6_;
     if (!family.empty()) {
-      IpRange& back = family.back();
+      IpInterval& back = family.back();
       // Overlapping or adjacent (guarding the +1 against overflow).
       if (range.first <= back.last ||
           (back.last != ~static_cast<IpAddress>(0) && range.first == back.last + 1)) {
@@ -110,27 +110,30 @@ IpSet IpSet::Build(std::vector<IpRange> ranges) {
         continue;
       }
     }
-    family.push_back(range);
+    family.push_back({range.first, range.last});
   }
   set.v4_.shrink_to_fit();
   set.v6_.shrink_to_fit();
   return set;
 }
 
-bool IpSet::In(const std::vector<IpRange>& ranges, IpAddress address) {
-  // First range whose start is > address; the candidate is the one before.
-  auto it = std::upper_bound(
-      ranges.begin(), ranges.end(), address,
-      [](IpAddress a, const IpRange& r) { return a < r.first; });
-  if (it == ranges.begin()) return false;
+namespace {
+
+bool In(const IpInterval* begin, const IpInterval* end, IpAddress address) {
+  // First interval whose start is > address; the candidate is the one before.
+  const IpInterval* it = std::upper_bound(
+      begin, end, address, [](IpAddress a, const IpInterval& r) { return a < r.first; });
+  if (it == begin) return false;
   --it;
   return address <= it->last;
 }
 
-bool IpSet::Contains(const ClientIp& ip) const {
+}  // namespace
+
+bool IpSetView::Contains(const ClientIp& ip) const {
   const bool mapped = (ip.address >> 32) == 0xffff;
-  if (ip.written_v4) return In(v4_, ip.address);
-  return (mapped && In(v4_, ip.address)) || In(v6_, ip.address);
+  if (ip.written_v4) return In(v4, v4 + v4_size, ip.address);
+  return (mapped && In(v4, v4 + v4_size, ip.address)) || In(v6, v6 + v6_size, ip.address);
 }
 
 }  // namespace pdp::engine

@@ -43,21 +43,39 @@ struct IpRange {
 // length out of range, host bits set beyond the prefix).
 std::optional<IpRange> ParseCidr(std::string_view text, std::string* error);
 
+// An address interval [first, last] of one family.
+struct IpInterval {
+  IpAddress first;
+  IpAddress last;
+};
+
+// Membership in sorted, disjoint, merged intervals of each family, wherever
+// they are stored: an IpSet's vectors, or a rule's hot record (policy_impl.h),
+// where a small set is copied so that checking it costs no further load.
+struct IpSetView {
+  const IpInterval* v4 = nullptr;  // blocks written as IPv4 (mapped)
+  size_t v4_size = 0;
+  const IpInterval* v6 = nullptr;  // blocks written as IPv6
+  size_t v6_size = 0;
+
+  bool Contains(const ClientIp& ip) const;
+};
+
 class IpSet {
  public:
   IpSet() = default;
   // Sorts and merges overlapping or adjacent ranges.
   static IpSet Build(std::vector<IpRange> ranges);
 
-  bool Contains(const ClientIp& ip) const;
+  bool Contains(const ClientIp& ip) const { return view().Contains(ip); }
+  IpSetView view() const { return {v4_.data(), v4_.size(), v6_.data(), v6_.size()}; }
   size_t memory_bytes() const {
-    return (v4_.capacity() + v6_.capacity()) * sizeof(IpRange);
+    return (v4_.capacity() + v6_.capacity()) * sizeof(IpInterval);
   }
 
  private:
-  static bool In(const std::vector<IpRange>& ranges, IpAddress address);
-  std::vector<IpRange> v4_;  // blocks written as IPv4 (mapped)
-  std::vector<IpRange> v6_;  // blocks written as IPv6
+  std::vector<IpInterval> v4_;
+  std::vector<IpInterval> v6_;
 };
 
 }  // namespace pdp::engine

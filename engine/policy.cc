@@ -7,6 +7,8 @@
 // explain, the trace. Tested by tests/engine_evaluate_test.cc and
 // tests/differential_test.cc.
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <optional>
 
 #include "absl/container/inlined_vector.h"
@@ -83,80 +85,223 @@ const std::string& RuleSetOf(const v1::AuthorizeRequest& request,
 
 namespace {
 
-ConditionHead MakeConditionHead(const AttributeCondition& c, uint32_t detail) {
+// Appends the kSet payload of an in / not_in literal list (see
+// ConditionHead); false if it does not fit inline.
+bool EncodeSet(const Literal& list, std::string* payload) {
+  if (list.list.size() > UINT8_MAX) return false;
+  for (const Literal& e : list.list) {
+    if (e.is_list) return false;
+    payload->push_back(static_cast<char>(e.kind));
+    switch (e.kind) {
+      case Scalar::Kind::kString:
+        if (e.text.size() > UINT8_MAX) return false;
+        payload->push_back(static_cast<char>(e.text.size()));
+        payload->append(e.text);
+        break;
+      case Scalar::Kind::kNumber: {
+        char bytes[sizeof(double)];
+        std::memcpy(bytes, &e.number, sizeof(double));
+        payload->append(bytes, sizeof(double));
+        break;
+      }
+      case Scalar::Kind::kBool:
+        payload->push_back(e.boolean ? 1 : 0);
+        break;
+    }
+    if (payload->size() > ConditionHead::kMaxExtraLines * 64) return false;
+  }
+  return true;
+}
+
+// The head of condition `c` (conditions_[detail]); a kSet head's payload is
+// appended to *payload.
+ConditionHead MakeConditionHead(const AttributeCondition& c, uint32_t detail,
+                                std::string* payload) {
   ConditionHead h;
   h.op = c.op;
   h.source = c.attribute.source;
   h.detail = detail;
   const Literal& literal = c.literal;
   const std::string& key = c.attribute.key;
-  bool simple = !c.has_other && key.size() <= ConditionHead::kInline;
-  switch (c.op) {
-    case Op::kExists:
-      if (c.exists_expected) h.flags |= ConditionHead::kExistsExpected;
-      break;
-    case Op::kEq: case Op::kNe: case Op::kContains:
-    case Op::kLt: case Op::kLe: case Op::kGt: case Op::kGe:
-      simple = simple && !c.has_other && !literal.is_list &&
-               (literal.kind != Scalar::Kind::kString ||
-                literal.text.size() <= ConditionHead::kInline);
-      break;
-    default:
-      simple = false;
-      break;
+  if (key.size() > ConditionHead::kInline) return h;
+  bool simple = false;
+  if (c.has_other) {
+    // The compiler allows every operator but regex and exists here.
+    if (c.other.key.size() <= ConditionHead::kInline) {
+      simple = true;
+      h.flags |= ConditionHead::kOther;
+      h.other_source = c.other.source;
+      h.text_size = static_cast<uint8_t>(c.other.key.size());
+      std::copy(c.other.key.begin(), c.other.key.end(), h.text);
+    }
+  } else {
+    switch (c.op) {
+      case Op::kExists:
+        simple = true;
+        if (c.exists_expected) h.flags |= ConditionHead::kExistsExpected;
+        break;
+      case Op::kEq: case Op::kNe: case Op::kContains:
+      case Op::kLt: case Op::kLe: case Op::kGt: case Op::kGe:
+        simple = !literal.is_list && (literal.kind != Scalar::Kind::kString ||
+                                      literal.text.size() <= ConditionHead::kInline);
+        if (simple) {
+          h.kind = literal.kind;
+          h.number = literal.number;
+          if (literal.boolean) h.flags |= ConditionHead::kBoolean;
+          h.text_size = static_cast<uint8_t>(literal.text.size());
+          std::copy(literal.text.begin(), literal.text.end(), h.text);
+        }
+        break;
+      case Op::kIn: case Op::kNotIn: {
+        std::string encoded;
+        simple = literal.is_list && EncodeSet(literal, &encoded);
+        if (simple) {
+          h.flags |= ConditionHead::kSet;
+          h.text_size = static_cast<uint8_t>(literal.list.size());
+          h.extra_lines = static_cast<uint8_t>((encoded.size() + 63) / 64);
+          encoded.resize(h.extra_lines * 64, '\0');
+          payload->append(encoded);
+        }
+        break;
+      }
+      case Op::kRegex:
+        break;
+    }
   }
   if (!simple) return h;
   h.flags |= ConditionHead::kSimple;
   h.key_size = static_cast<uint8_t>(key.size());
   std::copy(key.begin(), key.end(), h.key);
-  if (c.op != Op::kExists) {
-    h.kind = literal.kind;
-    h.number = literal.number;
-    if (literal.boolean) h.flags |= ConditionHead::kBoolean;
-    h.text_size = static_cast<uint8_t>(literal.text.size());
-    std::copy(literal.text.begin(), literal.text.end(), h.text);
-  }
   return h;
+}
+
+// Appends `n` objects to the record's byte area at an offset aligned for
+// T; returns that offset.
+template <typename T>
+uint32_t AppendAligned(const T* items, size_t n, std::string* bytes) {
+  bytes->resize((bytes->size() + alignof(T) - 1) / alignof(T) * alignof(T), '\0');
+  const uint32_t at = static_cast<uint32_t>(bytes->size());
+  if (n > 0) bytes->append(reinterpret_cast<const char*>(items), n * sizeof(T));
+  return at;
+}
+
+// The sizes of the inline IP lists of a rule, or nullopt if they are too
+// long to copy inline.
+std::optional<std::array<uint8_t, 4>> InlineIpCounts(const CompiledRule& r) {
+  const IpSetView allow = r.ip_in ? r.ip_in->view() : IpSetView{};
+  const IpSetView block = r.ip_not_in ? r.ip_not_in->view() : IpSetView{};
+  const size_t total = allow.v4_size + allow.v6_size + block.v4_size + block.v6_size;
+  if (total > RuleRecord::kInlineIpIntervals) return std::nullopt;
+  return std::array<uint8_t, 4>{static_cast<uint8_t>(allow.v4_size),
+                                static_cast<uint8_t>(allow.v6_size),
+                                static_cast<uint8_t>(block.v4_size),
+                                static_cast<uint8_t>(block.v6_size)};
 }
 
 }  // namespace
 
-void PolicyImpl::Flatten() {
-  size_t windows = 0, conditions = 0;
-  for (const CompiledRule& r : rules_) {
-    windows += r.windows.size();
-    conditions += r.attributes.size();
-  }
-  windows_.reserve(windows);
-  condition_heads_.reserve(conditions);
-  conditions_.reserve(conditions);
-  heads_.resize(rules_.size());
-  for (size_t i = 0; i < rules_.size(); ++i) {
-    CompiledRule& r = rules_[i];
-    RuleHead& h = heads_[i];
-    h.effect = r.effect;
-    h.role_count = static_cast<uint32_t>(r.roles.size());
-    if (h.role_count <= RuleHead::kInlineRoles) {
-      std::copy(r.roles.begin(), r.roles.end(), h.roles);
-    } else {
-      h.roles[0] = static_cast<uint32_t>(role_pool_.size());
-      role_pool_.insert(role_pool_.end(), r.roles.begin(), r.roles.end());
+bool ConditionHead::SetContains(const Scalar& s) const {
+  const char* p = reinterpret_cast<const char*>(this + 1);
+  for (uint32_t i = 0; i < text_size; ++i) {
+    const auto kind = static_cast<Scalar::Kind>(*p++);
+    switch (kind) {
+      case Scalar::Kind::kString: {
+        const size_t size = static_cast<unsigned char>(*p++);
+        if (s.kind == kind && s.string == std::string_view(p, size)) return true;
+        p += size;
+        break;
+      }
+      case Scalar::Kind::kNumber: {
+        double number;
+        std::memcpy(&number, p, sizeof(double));
+        p += sizeof(double);
+        if (s.kind == kind && s.number == number) return true;
+        break;
+      }
+      case Scalar::Kind::kBool:
+        if (s.kind == kind && s.boolean == (*p != 0)) return true;
+        ++p;
+        break;
     }
-    h.windows_begin = static_cast<uint32_t>(windows_.size());
-    windows_.insert(windows_.end(), r.windows.begin(), r.windows.end());
-    h.windows_end = static_cast<uint32_t>(windows_.size());
-    h.attributes_begin = static_cast<uint32_t>(conditions_.size());
+  }
+  return false;
+}
+
+std::optional<IpSetView> RuleRecord::ip_allow() const {
+  if (!(flags & kIpInline) || ip_counts[0] + ip_counts[1] == 0) return std::nullopt;
+  const auto* at = reinterpret_cast<const IpInterval*>(bytes() + ip_at);
+  return IpSetView{at, ip_counts[0], at + ip_counts[0], ip_counts[1]};
+}
+
+std::optional<IpSetView> RuleRecord::ip_block() const {
+  if (!(flags & kIpInline) || ip_counts[2] + ip_counts[3] == 0) return std::nullopt;
+  const auto* at =
+      reinterpret_cast<const IpInterval*>(bytes() + ip_at) + ip_counts[0] + ip_counts[1];
+  return IpSetView{at, ip_counts[2], at + ip_counts[2], ip_counts[3]};
+}
+
+std::optional<std::vector<uint32_t>> PolicyImpl::Flatten() {
+  size_t conditions = 0;
+  for (const CompiledRule& r : rules_) conditions += r.attributes.size();
+  conditions_.reserve(conditions);
+  std::vector<uint32_t> codes;
+  codes.reserve(rules_.size());
+  std::string bytes;  // one record, built here, then copied into records_
+  for (size_t rank = 0; rank < rules_.size(); ++rank) {
+    CompiledRule& r = rules_[rank];
+    RuleRecord head;
+    head.rank = static_cast<uint32_t>(rank);
+    head.effect = r.effect;
+    head.condition_count = static_cast<uint32_t>(r.attributes.size());
+    bytes.assign(64, '\0');  // line 0: the header, written last
     for (AttributeCondition& c : r.attributes) {
-      condition_heads_.push_back(MakeConditionHead(c, static_cast<uint32_t>(conditions_.size())));
+      std::string payload;
+      const ConditionHead h =
+          MakeConditionHead(c, static_cast<uint32_t>(conditions_.size()), &payload);
+      bytes.append(reinterpret_cast<const char*>(&h), sizeof(h));
+      bytes.append(payload);
       conditions_.push_back(std::move(c));
     }
-    h.attributes_end = static_cast<uint32_t>(conditions_.size());
-    h.flags = (r.location ? RuleHead::kLocation : 0) | (r.has_ip ? RuleHead::kIp : 0);
+    head.role_count = static_cast<uint32_t>(r.roles.size());
+    if (head.role_count <= RuleRecord::kInlineRoles) {
+      std::copy(r.roles.begin(), r.roles.end(), head.roles);
+    } else {
+      head.roles[0] = AppendAligned(r.roles.data(), r.roles.size(), &bytes);
+    }
+    head.window_count = static_cast<uint16_t>(r.windows.size());
+    head.windows_at = AppendAligned(r.windows.data(), r.windows.size(), &bytes);
+    head.flags = (r.location ? RuleRecord::kLocation : 0) | (r.has_ip ? RuleRecord::kIp : 0) |
+                 (r.obligations.empty() ? 0 : RuleRecord::kObligations);
+    if (r.has_ip) {
+      if (std::optional<std::array<uint8_t, 4>> counts = InlineIpCounts(r)) {
+        head.flags |= RuleRecord::kIpInline;
+        std::copy(counts->begin(), counts->end(), head.ip_counts);
+        const IpSetView allow = r.ip_in ? r.ip_in->view() : IpSetView{};
+        const IpSetView block = r.ip_not_in ? r.ip_not_in->view() : IpSetView{};
+        head.ip_at = AppendAligned(allow.v4, allow.v4_size, &bytes);
+        AppendAligned(allow.v6, allow.v6_size, &bytes);
+        AppendAligned(block.v4, block.v4_size, &bytes);
+        AppendAligned(block.v6, block.v6_size, &bytes);
+      }
+    }
+    head.id_size = static_cast<uint8_t>(r.id.size());  // ids are at most 128 bytes
+    head.id_at = AppendAligned(r.id.data(), r.id.size(), &bytes);
+    std::memcpy(bytes.data(), &head, sizeof(head));
+
+    const size_t lines = (bytes.size() + 63) / 64;
+    const size_t first = records_.size();
+    if (first + lines > RecordCode::kMaxLines) return std::nullopt;
+    bytes.resize(lines * 64, '\0');
+    records_.resize(first + lines);
+    std::memcpy(records_[first].bytes, bytes.data(), bytes.size());
+    codes.push_back(static_cast<uint32_t>(first << RecordCode::kLineShift) |
+                    static_cast<uint32_t>(std::min<size_t>(lines, RecordCode::kMaxPrefetch)));
     std::vector<uint32_t>().swap(r.roles);
     std::vector<TimeWindow>().swap(r.windows);
     std::vector<AttributeCondition>().swap(r.attributes);
   }
-  role_pool_.shrink_to_fit();
+  records_.shrink_to_fit();
+  return codes;
 }
 
 void SetIndeterminate(std::string_view reason, v1::AuthorizeResponse* response) {
@@ -291,7 +436,8 @@ class RequestContext {
     return Tri::kTrue;
   }
 
-  Tri InIpRanges(const CompiledRule& rule, std::string* detail) {
+  // `allow` null: no allow-list; `block` null: no block-list.
+  Tri InIpRanges(const IpSetView* allow, const IpSetView* block, std::string* detail) {
     if (ip_state_ == State::kUnparsed) {
       const std::string& text = request_.environment.client_ip();
       if (text.empty()) {
@@ -315,11 +461,11 @@ class RequestContext {
       }
       return Tri::kError;
     }
-    if (rule.ip_in && !rule.ip_in->Contains(ip_)) {
+    if (allow && !allow->Contains(ip_)) {
       if (detail) *detail = "the client IP is not in the allowed ranges";
       return Tri::kFalse;
     }
-    if (rule.ip_not_in && rule.ip_not_in->Contains(ip_)) {
+    if (block && block->Contains(ip_)) {
       if (detail) *detail = "the client IP is in a not_in range";
       return Tri::kFalse;
     }
@@ -471,37 +617,53 @@ bool Ordered(Op op, const AttrValue& a, const Scalar& b) {
   }
 }
 
+// Every operator but regex and exists, of `a` against another present
+// attribute.
+bool HoldsAgainstOther(Op op, const AttrValue& a, const AttrValue& other) {
+  switch (op) {
+    case Op::kEq: return AttrEquals(a, other);
+    case Op::kNe: return !AttrEquals(a, other);
+    case Op::kIn: return InOther(a, other);
+    case Op::kNotIn: return !InOther(a, other);
+    case Op::kContains:
+      if (other.is_list()) return false;
+      return AnyScalar(a, [&](const Scalar& x) { return ScalarEquals(x, other.scalar()); });
+    case Op::kLt:
+    case Op::kLe:
+    case Op::kGt:
+    case Op::kGe:
+      return !other.is_list() && Ordered(op, a, other.scalar());
+    case Op::kRegex:
+    case Op::kExists:
+      break;
+  }
+  return false;
+}
+
 bool EvalAttribute(const AttributeCondition& c, const RequestContext& ctx) {
   const AttrValue a = ctx.Resolve(c.attribute);
   if (c.op == Op::kExists) return a.missing() != c.exists_expected;
   if (a.missing()) return false;
-  AttrValue other;
   if (c.has_other) {
-    other = ctx.Resolve(c.other);
-    if (other.missing()) return false;
+    const AttrValue other = ctx.Resolve(c.other);
+    return !other.missing() && HoldsAgainstOther(c.op, a, other);
   }
   switch (c.op) {
-    case Op::kEq:
-      return c.has_other ? AttrEquals(a, other) : EqualsLiteral(a, c.literal);
-    case Op::kNe:
-      return !(c.has_other ? AttrEquals(a, other) : EqualsLiteral(a, c.literal));
+    case Op::kEq: return EqualsLiteral(a, c.literal);
+    case Op::kNe: return !EqualsLiteral(a, c.literal);
     case Op::kIn:
     case Op::kNotIn: {
-      const bool in = c.has_other
-          ? InOther(a, other)
-          : AnyScalar(a, [&](const Scalar& x) { return c.set->Contains(x); });
+      const bool in = AnyScalar(a, [&](const Scalar& x) { return c.set->Contains(x); });
       return (c.op == Op::kIn) == in;
     }
     case Op::kContains: {
-      if (c.has_other && other.is_list()) return false;
-      const Scalar needle = c.has_other ? other.scalar() : c.literal.scalar();
+      const Scalar needle = c.literal.scalar();
       return AnyScalar(a, [&](const Scalar& x) { return ScalarEquals(x, needle); });
     }
     case Op::kLt:
     case Op::kLe:
     case Op::kGt:
     case Op::kGe:
-      if (c.has_other) return !other.is_list() && Ordered(c.op, a, other.scalar());
       return Ordered(c.op, a, c.literal.scalar());
     case Op::kRegex:
       return AnyScalar(a, [&](const Scalar& x) {
@@ -526,6 +688,14 @@ bool EvalCondition(const ConditionHead& h, const PolicyImpl& policy,
     return a.missing() != static_cast<bool>(h.flags & ConditionHead::kExistsExpected);
   }
   if (a.missing()) return false;
+  if (h.flags & ConditionHead::kOther) {
+    const AttrValue other = ctx.Resolve(h.other_source, h.text_view());
+    return !other.missing() && HoldsAgainstOther(h.op, a, other);
+  }
+  if (h.flags & ConditionHead::kSet) {
+    const bool in = AnyScalar(a, [&](const Scalar& x) { return h.SetContains(x); });
+    return (h.op == Op::kIn) == in;
+  }
   const Scalar literal = h.literal();
   switch (h.op) {
     case Op::kEq: return !a.is_list() && ScalarEquals(a.scalar(), literal);
@@ -545,14 +715,9 @@ const char* OpName(Op op) {
 // Evaluates one rule's roles and conditions. A false condition wins over
 // one that errs. `detail` (explain only) receives why; `error` receives the
 // first error's words.
-Outcome EvalRule(const PolicyImpl& policy, uint32_t rank, RequestContext& ctx,
+Outcome EvalRule(const PolicyImpl& policy, const RuleRecord& rule, RequestContext& ctx,
                  std::string* detail, std::string* error) {
-  const RuleHead& head = policy.heads_[rank];
-  if (head.role_count > 0 &&
-      !ctx.HasAnyRole(head.role_count <= RuleHead::kInlineRoles
-                          ? head.roles
-                          : policy.role_pool_.data() + head.roles[0],
-                      head.role_count)) {
+  if (rule.role_count > 0 && !ctx.HasAnyRole(rule.role_bits(), rule.role_count)) {
     if (detail) *detail = "the subject has none of the rule's roles";
     return Outcome::kNoMatch;
   }
@@ -571,26 +736,38 @@ Outcome EvalRule(const PolicyImpl& policy, uint32_t rank, RequestContext& ctx,
     }
     return true;
   };
-  if (head.windows_begin != head.windows_end &&
+  if (rule.window_count > 0 &&
       !check([&](std::string* why) {
-        return ctx.InAnyWindow(policy.windows_.data() + head.windows_begin,
-                               policy.windows_.data() + head.windows_end, why);
+        return ctx.InAnyWindow(rule.windows(), rule.windows() + rule.window_count, why);
       })) {
     return Outcome::kNoMatch;
   }
-  if (head.flags & RuleHead::kLocation &&
+  if (rule.flags & RuleRecord::kLocation &&
       !check([&](std::string* why) {
-        return ctx.InLocation(*policy.rules_[rank].location, why);
+        return ctx.InLocation(*policy.rules_[rule.rank].location, why);
       })) {
     return Outcome::kNoMatch;
   }
-  if (head.flags & RuleHead::kIp &&
-      !check([&](std::string* why) { return ctx.InIpRanges(policy.rules_[rank], why); })) {
-    return Outcome::kNoMatch;
+  if (rule.flags & RuleRecord::kIp) {
+    std::optional<IpSetView> allow, block;
+    if (rule.flags & RuleRecord::kIpInline) {
+      allow = rule.ip_allow();
+      block = rule.ip_block();
+    } else {
+      const CompiledRule& cold = policy.rules_[rule.rank];
+      if (cold.ip_in) allow = cold.ip_in->view();
+      if (cold.ip_not_in) block = cold.ip_not_in->view();
+    }
+    if (!check([&](std::string* why) {
+          return ctx.InIpRanges(allow ? &*allow : nullptr, block ? &*block : nullptr, why);
+        })) {
+      return Outcome::kNoMatch;
+    }
   }
-  for (uint32_t i = head.attributes_begin; i < head.attributes_end; ++i) {
-    if (!EvalCondition(policy.condition_heads_[i], policy, ctx)) {
-      const AttributeCondition& c = policy.conditions_[i];
+  const ConditionHead* h = rule.conditions();
+  for (uint32_t i = 0; i < rule.condition_count; ++i, h = h->next()) {
+    if (!EvalCondition(*h, policy, ctx)) {
+      const AttributeCondition& c = policy.conditions_[h->detail];
       if (detail) {
         *detail = absl::StrCat("condition ", c.attribute.path, " ", OpName(c.op),
                                c.has_other ? " " + c.other.path : std::string(),
@@ -608,18 +785,18 @@ Outcome EvalRule(const PolicyImpl& policy, uint32_t rank, RequestContext& ctx,
 
 // Rules that matched or erred: rarely more than a few per request, so they
 // live on the stack.
-using RuleRefs = absl::InlinedVector<const CompiledRule*, 8>;
+using RuleRefs = absl::InlinedVector<const RuleRecord*, 8>;
 
 // Writes "<verb> rule 'a'" or "<verb> rules 'a', 'b'" into `out` (the
 // response's own string) with one allocation.
 void DecidedBy(absl::string_view verb, const RuleRefs& rules, std::string* out) {
   size_t size = verb.size() + 7;
-  for (const CompiledRule* r : rules) size += r->id.size() + 4;
+  for (const RuleRecord* r : rules) size += r->id_size + 4;
   out->clear();
   out->reserve(size);
   absl::StrAppend(out, verb, rules.size() > 1 ? " rules " : " rule ");
   for (size_t i = 0; i < rules.size(); ++i) {
-    absl::StrAppend(out, i ? ", '" : "'", rules[i]->id, "'");
+    absl::StrAppend(out, i ? ", '" : "'", ToAbsl(rules[i]->id()), "'");
   }
 }
 
@@ -643,11 +820,11 @@ void PolicyImpl::Evaluate(const RequestParts& request, absl::Time now,
   const uint32_t* candidates = nullptr;
   size_t candidate_count = 0;
   if (lists.size() == 1) {
-    candidates = lists[0].ranks;
+    candidates = lists[0].values;
     candidate_count = lists[0].size;
   } else if (lists.size() > 1) {
     for (const RuleIndex::Span& list : lists) {
-      merged.insert(merged.end(), list.ranks, list.ranks + list.size);
+      merged.insert(merged.end(), list.values, list.values + list.size);
     }
     std::sort(merged.begin(), merged.end());
     merged.erase(std::unique(merged.begin(), merged.end()), merged.end());
@@ -660,38 +837,35 @@ void PolicyImpl::Evaluate(const RequestParts& request, absl::Time now,
   bool errored_permit = false, errored_deny = false;
   std::string first_error;
   std::string detail;
-  // The candidates' heads are likely cache misses: start them all at once,
-  // then their conditions, windows and ids.
-  for (size_t i = 0; i < candidate_count; ++i) __builtin_prefetch(&heads_[candidates[i]]);
+  // The candidates' records are likely cache misses: request all their
+  // lines at once.
   for (size_t i = 0; i < candidate_count; ++i) {
-    const RuleHead& head = heads_[candidates[i]];
-    if (head.attributes_begin != head.attributes_end) {
-      __builtin_prefetch(&condition_heads_[head.attributes_begin]);
+    const Line* first = &records_[RecordCode::first_line(candidates[i])];
+    for (uint32_t l = 0; l < RecordCode::prefetch_lines(candidates[i]); ++l) {
+      __builtin_prefetch(first + l);
     }
-    if (head.windows_begin != head.windows_end) __builtin_prefetch(&windows_[head.windows_begin]);
-    __builtin_prefetch(&rules_[candidates[i]]);  // the id, if it decides
   }
   for (size_t i = 0; i < candidate_count; ++i) {
-    const uint32_t rank = candidates[i];
-    const Effect effect = heads_[rank].effect;
+    const RuleRecord& rule = record(candidates[i]);
     std::string error;
-    const Outcome outcome = EvalRule(*this, rank, ctx, explain ? &detail : nullptr, &error);
+    const Outcome outcome = EvalRule(*this, rule, ctx, explain ? &detail : nullptr, &error);
     if (explain) {
       v1::RuleTrace* trace = response->add_trace();
-      trace->set_rule_id(rules_[rank].id);
-      trace->set_effect(EffectName(effect));
+      trace->set_rule_id(rule.id().data(), rule.id().size());
+      trace->set_effect(EffectName(rule.effect));
       trace->set_outcome(outcome == Outcome::kMatch ? "match"
                          : outcome == Outcome::kNoMatch ? "no_match" : "error");
       trace->set_detail(outcome == Outcome::kMatch ? "every condition holds" : detail);
     }
     if (outcome == Outcome::kNoMatch) continue;
-    const CompiledRule& rule = rules_[rank];
     if (outcome == Outcome::kError) {
       errored.push_back(&rule);
-      (effect == Effect::kPermit ? errored_permit : errored_deny) = true;
-      if (first_error.empty()) first_error = absl::StrCat("rule '", rule.id, "': ", error);
+      (rule.effect == Effect::kPermit ? errored_permit : errored_deny) = true;
+      if (first_error.empty()) {
+        first_error = absl::StrCat("rule '", ToAbsl(rule.id()), "': ", error);
+      }
     } else {
-      (effect == Effect::kPermit ? matched_permit : matched_deny).push_back(&rule);
+      (rule.effect == Effect::kPermit ? matched_permit : matched_deny).push_back(&rule);
     }
     if (algorithm_ == Algorithm::kFirstApplicable) break;
   }
@@ -724,10 +898,11 @@ void PolicyImpl::Evaluate(const RequestParts& request, absl::Time now,
   }
   response->set_decision(decision);
   if (determining) {
-    for (const CompiledRule* rule : *determining) {
-      response->add_determining_rules(rule->id);
-      if (decision == v1::PERMIT || decision == v1::DENY) {
-        for (const v1::ObligationResult& o : rule->obligations) {
+    for (const RuleRecord* rule : *determining) {
+      response->add_determining_rules(rule->id().data(), rule->id().size());
+      if ((decision == v1::PERMIT || decision == v1::DENY) &&
+          (rule->flags & RuleRecord::kObligations)) {
+        for (const v1::ObligationResult& o : rules_[rule->rank].obligations) {
           *response->add_obligations() = o;
         }
       }

@@ -3,15 +3,17 @@
 // Layout, built once by the compiler and never mutated, dense where a
 // decision reads it (each line of a 100k-rule structure is a cache miss):
 //   - rules in evaluation order ("rank"): file order, or priority order
-//     under first-applicable. Candidate lists hold ranks, so a merged,
-//     sorted candidate list is already in evaluation order.
-//   - index_ (rule_index.h): (resource type, action) -> rank lists, one
-//     slot probe and one contiguous node per matching type pattern.
-//   - each rule split hot/cold: heads_ (32 bytes: effect, role bits, pool
-//     ranges, flags), condition_heads_ (64 bytes each, enough for the
-//     common conditions) and windows_ are what candidates read; rules_ and
-//     conditions_ hold the rest (location, IP, id, obligations, regexes,
-//     sets, paths for explain).
+//     under first-applicable.
+//   - index_ (rule_index.h): (resource type, action) -> lists of the
+//     candidates' record codes, ascending in rank, so a merged, sorted
+//     candidate list is already in evaluation order; one slot probe and one
+//     contiguous node per matching type pattern.
+//   - each rule split hot/cold: its record (RuleRecord, whole cache lines of
+//     records_: effect, roles, condition heads with short literal lists and
+//     other-attribute references inline, time windows, small IP lists, id)
+//     is all that a candidate reads in the common case, and all its lines
+//     are requested at once; rules_ and conditions_ hold the rest (location,
+//     large IP lists, obligations, regexes, large sets, paths for explain).
 //   - roles are interned to bit numbers; a request's roles become a bitset
 //     once, and each rule tests its few role bits.
 //   - time zones are loaded once; a request converts its time to local time
@@ -24,6 +26,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -85,15 +88,24 @@ struct AttributeCondition {
   std::shared_ptr<const RE2> regex;       // regex; shared by equal patterns
 };
 
-// The hot part of an attribute condition: one cache line, in the pool
-// order of PolicyImpl::conditions_. For the common conditions (an attribute
-// compared with a scalar literal: eq, ne, contains, lt..ge, or exists, with
-// a short key and a short string literal) it holds everything the evaluator
-// reads; any other condition is evaluated from the full AttributeCondition
+// The hot part of an attribute condition: one cache line in its rule's
+// record (RuleRecord), followed by `extra_lines` lines of payload. For the
+// common conditions it holds everything the evaluator reads:
+//   - an attribute compared with a scalar literal (eq, ne, contains, lt..ge)
+//     or exists, with a short key and a short string literal;
+//   - an attribute compared with another attribute (kOther: the other's
+//     source here, its key in `text`), any operator but regex;
+//   - in / not_in with a short literal list (kSet: the list's `text_size`
+//     elements in the payload, each a Scalar::Kind byte, then a length byte
+//     and the bytes of a string, 8 bytes of a number or 1 of a bool).
+// Any other condition is evaluated from the full AttributeCondition
 // (conditions_[detail]), which also gives explain its words.
 struct alignas(64) ConditionHead {
-  static constexpr size_t kInline = 23;
-  enum Flag : uint8_t { kSimple = 1, kExistsExpected = 2, kBoolean = 4 };
+  static constexpr size_t kInline = 22;
+  static constexpr uint32_t kMaxExtraLines = 3;
+  enum Flag : uint8_t {
+    kSimple = 1, kExistsExpected = 2, kBoolean = 4, kOther = 8, kSet = 16
+  };
 
   Op op = Op::kEq;
   AttrRef::Source source = AttrRef::Source::kSubjectAttribute;
@@ -101,20 +113,26 @@ struct alignas(64) ConditionHead {
   uint8_t flags = 0;
   uint32_t detail = 0;  // index of the full condition in conditions_
   double number = 0;
+  AttrRef::Source other_source = AttrRef::Source::kSubjectAttribute;  // kOther
+  uint8_t extra_lines = 0;  // payload lines after this one (kSet)
   uint8_t key_size = 0;
   char key[kInline] = {};
-  uint8_t text_size = 0;
+  uint8_t text_size = 0;  // kSet: the number of elements
   char text[kInline] = {};
 
   std::string_view key_view() const { return std::string_view(key, key_size); }
+  std::string_view text_view() const { return std::string_view(text, text_size); }
   Scalar literal() const {
     switch (kind) {
-      case Scalar::Kind::kString: return Scalar::String(std::string_view(text, text_size));
+      case Scalar::Kind::kString: return Scalar::String(text_view());
       case Scalar::Kind::kNumber: return Scalar::Number(number);
       case Scalar::Kind::kBool: return Scalar::Bool(flags & kBoolean);
     }
     return Scalar::Bool(false);
   }
+  // kSet: whether the literal list holds `s` (ScalarEquals on each element).
+  bool SetContains(const Scalar& s) const;
+  const ConditionHead* next() const { return this + 1 + extra_lines; }
 };
 static_assert(sizeof(ConditionHead) == 64, "one condition head per cache line");
 
@@ -142,24 +160,67 @@ struct CompiledRule {
   std::vector<v1::ObligationResult> obligations;
 };
 
-// The hot part of a rule: what every candidate reads, 32 bytes, two per
-// cache line, in rank order. Roles, time windows and attribute conditions
-// are ranges of the policy's pools; location and IP are flags that send the
-// evaluator to the cold CompiledRule.
-struct alignas(32) RuleHead {
+// A rule's hot record: everything a candidate reads, in whole cache lines
+// of PolicyImpl::records_, in rank order, so that a candidate costs one
+// wave of parallel loads after the index. The index holds each rule's
+// RecordCode (its first line and line count), which also orders candidates
+// by rank. Layout:
+//   line 0      this header
+//   lines 1..   the attribute conditions' heads, each with its payload lines
+//   then        bytes: role bits (when more than kInlineRoles), time windows,
+//               the IP intervals of a small client_ip condition (kIpInline),
+//               the rule id
+// Location, large IP lists, regexes, large `in` lists and obligations stay
+// in the cold CompiledRule and AttributeCondition (rules_[rank]).
+struct alignas(64) RuleRecord {
   static constexpr uint32_t kInlineRoles = 2;
-  enum Flag : uint8_t { kLocation = 1, kIp = 2 };
+  // Up to this many intervals of a client_ip condition are copied inline.
+  static constexpr uint32_t kInlineIpIntervals = 8;
+  enum Flag : uint8_t { kLocation = 1, kIp = 2, kIpInline = 4, kObligations = 8 };
 
-  // Role bits when role_count <= kInlineRoles; else roles[0] is the offset
-  // of role_count bits in PolicyImpl::role_pool_.
+  // Role bits when role_count <= kInlineRoles; else roles[0] is the byte
+  // offset in the record of role_count bits.
   uint32_t roles[kInlineRoles] = {0, 0};
   uint32_t role_count = 0;
-  uint32_t windows_begin = 0, windows_end = 0;        // PolicyImpl::windows_
-  uint32_t attributes_begin = 0, attributes_end = 0;  // PolicyImpl::condition_heads_
+  uint32_t rank = 0;
+  uint32_t condition_count = 0;
+  uint32_t windows_at = 0;  // byte offsets in the record
+  uint32_t ip_at = 0;
+  uint32_t id_at = 0;
+  uint16_t window_count = 0;
+  // kIpInline: intervals of allow v4, allow v6, block v4, block v6, in order.
+  uint8_t ip_counts[4] = {0, 0, 0, 0};
+  uint8_t id_size = 0;
   Effect effect = Effect::kPermit;
   uint8_t flags = 0;
+
+  const char* bytes() const { return reinterpret_cast<const char*>(this); }
+  const uint32_t* role_bits() const {
+    return role_count <= kInlineRoles ? roles
+                                      : reinterpret_cast<const uint32_t*>(bytes() + roles[0]);
+  }
+  const ConditionHead* conditions() const {
+    return reinterpret_cast<const ConditionHead*>(bytes() + 64);
+  }
+  const TimeWindow* windows() const {
+    return reinterpret_cast<const TimeWindow*>(bytes() + windows_at);
+  }
+  std::string_view id() const { return std::string_view(bytes() + id_at, id_size); }
+  // kIpInline: the allow-list (nullopt: none) and the block-list.
+  std::optional<IpSetView> ip_allow() const;
+  std::optional<IpSetView> ip_block() const;
 };
-static_assert(sizeof(RuleHead) == 32, "two rule heads per cache line");
+static_assert(sizeof(RuleRecord) == 64, "a record's header is one cache line");
+
+// What the index holds for a rule: (first line << kLineShift) | min(lines,
+// kMaxPrefetch). Ascending in rank, as records are laid out in rank order.
+struct RecordCode {
+  static constexpr uint32_t kLineShift = 3;
+  static constexpr uint32_t kMaxPrefetch = 7;
+  static constexpr uint32_t kMaxLines = UINT32_MAX >> kLineShift;
+  static uint32_t first_line(uint32_t code) { return code >> kLineShift; }
+  static uint32_t prefetch_lines(uint32_t code) { return code & kMaxPrefetch; }
+};
 
 // The parts of a request a decision reads: from the request itself or,
 // for a batch request that leaves them unset, from the batch's common part
@@ -183,16 +244,21 @@ class PolicyImpl {
 
   std::string name_;
   Algorithm algorithm_ = Algorithm::kDenyOverrides;
-  // Moves each rule's roles, windows and attributes into the pools below
-  // and fills heads_. Called once by the compiler, after ranking.
-  void Flatten();
+  // Writes each rule's record into records_ (moving its roles, windows and
+  // attributes out of the CompiledRule) and returns the rules' RecordCodes
+  // by rank, for the index. Called once by the compiler, after ranking;
+  // nullopt if the records would not fit RecordCode.
+  std::optional<std::vector<uint32_t>> Flatten();
+  const RuleRecord& record(uint32_t code) const {
+    return *reinterpret_cast<const RuleRecord*>(&records_[RecordCode::first_line(code)]);
+  }
 
-  std::vector<CompiledRule> rules_;  // by rank: the cold parts
-  std::vector<RuleHead> heads_;      // by rank: the hot parts
-  std::vector<uint32_t> role_pool_;  // roles of rules with many
-  std::vector<TimeWindow> windows_;
-  std::vector<ConditionHead> condition_heads_;     // hot, by rule
-  std::vector<AttributeCondition> conditions_;     // full, same order
+  struct alignas(64) Line {
+    unsigned char bytes[64];
+  };
+  std::vector<CompiledRule> rules_;             // by rank: the cold parts
+  std::vector<Line> records_;                   // by rank: the hot parts
+  std::vector<AttributeCondition> conditions_;  // full, in record order
   RuleIndex index_;
   absl::flat_hash_map<std::string, uint32_t> role_bits_;
   std::vector<absl::TimeZone> zones_;

@@ -70,7 +70,7 @@ void RuleIndex::PrefixLengths::Finish() {
 }
 
 void RuleIndex::Builder::Add(std::string_view type_pattern,
-                             std::string_view action_pattern, uint32_t rank) {
+                             std::string_view action_pattern, uint32_t value) {
   auto intern = [](absl::flat_hash_map<std::string, uint32_t>& ids,
                    std::vector<std::string>& patterns, std::string_view pattern) {
     auto [it, inserted] =
@@ -79,7 +79,7 @@ void RuleIndex::Builder::Add(std::string_view type_pattern,
     return it->second;
   };
   postings_.push_back({intern(type_ids_, type_patterns_, type_pattern),
-                       intern(action_ids_, action_patterns_, action_pattern), rank});
+                       intern(action_ids_, action_patterns_, action_pattern), value});
 }
 
 RuleIndex RuleIndex::Builder::Build() {
@@ -116,12 +116,12 @@ RuleIndex RuleIndex::Builder::Build() {
 
   // Types: one node per pattern, in pattern order.
   std::sort(postings_.begin(), postings_.end(), [](const Posting& a, const Posting& b) {
-    return std::tie(a.type, a.action, a.rank) < std::tie(b.type, b.action, b.rank);
+    return std::tie(a.type, a.action, a.value) < std::tie(b.type, b.action, b.value);
   });
   postings_.erase(std::unique(postings_.begin(), postings_.end(),
                               [](const Posting& a, const Posting& b) {
                                 return a.type == b.type && a.action == b.action &&
-                                       a.rank == b.rank;
+                                       a.value == b.value;
                               }),
                   postings_.end());
   size_t exact_types = 0, prefix_types = 0, key_words = 0;
@@ -154,7 +154,7 @@ RuleIndex RuleIndex::Builder::Build() {
     if (key_length > 0) {
       std::memcpy(reinterpret_cast<char*>(nodes.data() + key_at), key.data(), key_length);
     }
-    // (action id, end of its ranks), then the ranks.
+    // (action id, end of its values), then the values.
     for (size_t i = begin; i < end; ++i) {
       const bool last_of_action = i + 1 == end || postings_[i + 1].action != postings_[i].action;
       if (last_of_action) {
@@ -162,7 +162,7 @@ RuleIndex RuleIndex::Builder::Build() {
         nodes.push_back(static_cast<uint32_t>(i + 1 - begin));
       }
     }
-    for (size_t i = begin; i < end; ++i) nodes.push_back(postings_[i].rank);
+    for (size_t i = begin; i < end; ++i) nodes.push_back(postings_[i].value);
     switch (kind) {
       case Kind::kAny:
         index.any_type_ = node;
@@ -213,7 +213,7 @@ void RuleIndex::AddSpans(uint32_t node, const ActionIds& ids, Spans* out) const 
   const uint32_t* n = nodes_.data() + node;
   const uint32_t count = n[1];
   const uint32_t* entries = n + 2 + KeyWords(n[0]);
-  const uint32_t* ranks = entries + 2 * count;
+  const uint32_t* values = entries + 2 * count;
   for (uint32_t id : ids) {
     // Entries ascend by action id: a short scan, or a binary search.
     uint32_t lo = 0, hi = count;
@@ -225,7 +225,7 @@ void RuleIndex::AddSpans(uint32_t node, const ActionIds& ids, Spans* out) const 
       if (entries[2 * i] < id) continue;
       if (entries[2 * i] == id) {
         const uint32_t begin = i == 0 ? 0 : entries[2 * i - 1];
-        out->push_back({ranks + begin, entries[2 * i + 1] - begin});
+        out->push_back({values + begin, entries[2 * i + 1] - begin});
       }
       break;
     }

@@ -1,5 +1,7 @@
 // The candidate index of a compiled policy: (resource type, action) of a
-// request -> the ranks of the rules whose targets can match it.
+// request -> a value for each rule whose targets can match it. The values
+// are the caller's: the policy uses each rule's record code, which ascends
+// with the rule's rank, so that sorted lists are in evaluation order.
 //
 // Patterns are exact ("order"), prefixes ("reports:*") or "*". Actions are
 // few in any real rule set, so action patterns are interned to small ids in
@@ -8,13 +10,13 @@
 // open-addressing table of 8-byte slots (a 32-bit hash tag and an offset),
 // and every type pattern's data is one contiguous node in a single array:
 //
-//   node: key length | entry count | key bytes | (action id, end)... | ranks
+//   node: key length | entry count | key bytes | (action id, end)... | values
 //
 // A lookup is one slot probe and one node read (usually one or two cache
 // lines), where a map of maps of vectors costs five or more misses. All the
 // slots a request can need are requested before any is read, then all the
 // nodes they point to, so that the misses overlap. Prefix lengths are only
-// probed when the request's byte at that length ends some prefix. Rank
+// probed when the request's byte at that length ends some prefix. Value
 // lists are ascending.
 //
 // Immutable after Build(); thread-safe to read. Tested by
@@ -37,9 +39,9 @@ namespace pdp::engine {
 
 class RuleIndex {
  public:
-  // A run of ascending rule ranks inside the index.
+  // A run of ascending rule values inside the index.
   struct Span {
-    const uint32_t* ranks;
+    const uint32_t* values;
     uint32_t size;
   };
   using Spans = absl::InlinedVector<Span, 8>;
@@ -49,14 +51,14 @@ class RuleIndex {
     // Adds a rule's (type pattern, action pattern) pair. Patterns are
     // validated by the compiler: "*", "prefix*" or exact, never empty.
     void Add(std::string_view type_pattern, std::string_view action_pattern,
-             uint32_t rank);
+             uint32_t value);
     RuleIndex Build();
 
    private:
     struct Posting {
       uint32_t type;
       uint32_t action;
-      uint32_t rank;
+      uint32_t value;
     };
     absl::flat_hash_map<std::string, uint32_t> type_ids_;
     std::vector<std::string> type_patterns_;
@@ -69,8 +71,8 @@ class RuleIndex {
   RuleIndex(RuleIndex&&) = default;
   RuleIndex& operator=(RuleIndex&&) = default;
 
-  // Appends to `out` the rank list of every (type pattern, action pattern)
-  // that matches (type, action). Lists may share ranks.
+  // Appends to `out` the value list of every (type pattern, action pattern)
+  // that matches (type, action). Lists may share values.
   void Collect(std::string_view type, std::string_view action, Spans* out) const;
 
   size_t memory_bytes() const;

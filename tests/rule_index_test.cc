@@ -29,8 +29,8 @@ std::vector<uint32_t> Collected(const RuleIndex& index, const std::string& type,
   index.Collect(type, action, &spans);
   std::vector<uint32_t> ranks;
   for (const RuleIndex::Span& span : spans) {
-    EXPECT_TRUE(std::is_sorted(span.ranks, span.ranks + span.size));
-    ranks.insert(ranks.end(), span.ranks, span.ranks + span.size);
+    EXPECT_TRUE(std::is_sorted(span.values, span.values + span.size));
+    ranks.insert(ranks.end(), span.values, span.values + span.size);
   }
   std::sort(ranks.begin(), ranks.end());
   ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
