@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "engine/compiler.h"
 #include "engine/ip_set.h"
@@ -31,6 +32,7 @@ using ::pdp::engine_testing::Decide;
 using ::pdp::engine_testing::RequestFromJson;
 using ::pdp::engine_testing::RequestJson;
 using ::pdp::engine_testing::RuleJson;
+using ::pdp::engine_testing::RuleSetFromJson;
 using ::pdp::engine_testing::RuleSetJson;
 using ::pdp::engine_testing::UtcTime;
 using ::testing::ElementsAre;
@@ -942,6 +944,171 @@ TEST(AttributeConditionsTest, DenyOnMissingAttributeDoesNotApply) {
   EXPECT_EQ(Decide(*policy, RequestJson(R"("subject": {"attributes": {"dept": "eng"}})"))
                 .decision(),
             v1::PERMIT);
+}
+
+// ---- Inline and out-of-line forms -------------------------------------
+// The compiler keeps short keys, literals, `in` lists and client_ip lists
+// inside a rule's hot record and longer ones in the cold condition; both
+// forms must decide alike at and around each limit.
+
+// A JSON list of `n` strings "v0".."v<n-1>", then the number 0 and true.
+std::string MixedList(int n) {
+  std::string list = "[";
+  for (int i = 0; i < n; ++i) absl::StrAppend(&list, "\"v", i, "\", ");
+  return absl::StrCat(list, "0, true]");
+}
+
+TEST(InlineFormsTest, InListsOfEverySize) {
+  // A condition head's payload holds 192 bytes: 38 strings and the two
+  // scalars take 191 of them, 39 take 196 and go to the cold condition.
+  for (int n : {1, 6, 38, 39, 300}) {
+    SCOPED_TRACE(absl::StrCat(n, " strings"));
+    const std::string list = MixedList(n);
+    auto in = PermitIf(absl::StrCat(
+        R"({"attributes": [{"attribute": "subject.a", "op": "in", "value": )", list, "}]}"));
+    auto not_in = PermitIf(absl::StrCat(
+        R"({"attributes": [{"attribute": "subject.a", "op": "not_in", "value": )", list,
+        "}]}"));
+    auto a = [](const std::string& value) {
+      return absl::StrCat(R"("subject": {"attributes": {"a": )", value, "}}");
+    };
+    const std::string last = absl::StrCat("\"v", n - 1, "\"");
+    for (const std::string& member : {std::string(R"("v0")"), last, std::string("0"),
+                                      std::string("-0"), std::string("0.0"),
+                                      std::string("true"), std::string(R"(["x", "v0"])")}) {
+      EXPECT_TRUE(Holds(*in, a(member))) << member;
+      EXPECT_FALSE(Holds(*not_in, a(member))) << member;
+    }
+    for (const std::string& other :
+         {absl::StrCat("\"v", n, "\""), std::string(R"("v")"), std::string(R"("0")"),
+          std::string("1"), std::string("false"), std::string(R"("true")"),
+          std::string("[]"), std::string(R"(["x"])")}) {
+      EXPECT_FALSE(Holds(*in, a(other))) << other;
+      EXPECT_TRUE(Holds(*not_in, a(other))) << other;
+    }
+    // A missing attribute satisfies neither.
+    EXPECT_FALSE(Holds(*in, ""));
+    EXPECT_FALSE(Holds(*not_in, ""));
+  }
+}
+
+TEST(InlineFormsTest, NegativeZeroEqualsZero) {
+  // JSON turns -0 into 0, but binary protobuf (gRPC) carries -0.0 as such;
+  // in lists kept inline (1 string) and cold (300) must agree with eq.
+  for (int n : {1, 300}) {
+    for (double rule_zero : {0.0, -0.0}) {
+      SCOPED_TRACE(absl::StrCat(n, " strings, the rule's zero ", rule_zero));
+      v1::RuleSet rules = RuleSetFromJson(RuleSetJson(
+          "deny-overrides",
+          {RuleJson("r", "permit",
+                    absl::StrCat(R"({"attributes": [
+                        {"attribute": "subject.a", "op": "in", "value": )",
+                                 MixedList(n), R"(},
+                        {"attribute": "subject.b", "op": "eq", "value": 0}]})"))}));
+      v1::Conditions* conditions = rules.mutable_rules(0)->mutable_conditions();
+      conditions->mutable_attributes(0)->mutable_value()->mutable_list_value()
+          ->mutable_values(n)->set_number_value(rule_zero);
+      conditions->mutable_attributes(1)->mutable_value()->set_number_value(rule_zero);
+      engine::CompileResult compiled = engine::Compile(rules, {});
+      ASSERT_TRUE(compiled.ok());
+      for (double request_zero : {0.0, -0.0}) {
+        v1::AuthorizeRequest request = RequestFromJson(RequestJson());
+        auto& attributes = *request.mutable_subject()->mutable_attributes();
+        attributes["a"].set_number_value(request_zero);
+        attributes["b"].set_number_value(request_zero);
+        EXPECT_EQ(Decide(*compiled.policy, request).decision(), v1::PERMIT)
+            << "the request's zero " << request_zero;
+      }
+    }
+  }
+}
+
+TEST(InlineFormsTest, KeysAndLiteralsAroundTheInlineLength) {
+  // 22 bytes are kept inline; keys and string literals of 23 and more are
+  // read from the cold condition. Literals that share their first 22 bytes
+  // must still differ.
+  const std::string k22(22, 'k'), k23(23, 'k'), k40(40, 'k');
+  const std::string s22 = "abcdefghijklmnopqrstuv", s23 = s22 + "w", s40 = s23 + "xyz0123456789abcdef";
+  for (const std::string& key : {k22, k23, k40}) {
+    for (const std::string& literal : {s22, s23, s40}) {
+      SCOPED_TRACE(absl::StrCat("key of ", key.size(), " bytes, literal of ", literal.size()));
+      auto eq = PermitIf(absl::StrCat(R"({"attributes": [{"attribute": "resource.)", key,
+                                      R"(", "op": "eq", "value": ")", literal, R"("}]})"));
+      auto contains = PermitIf(absl::StrCat(R"({"attributes": [{"attribute": "resource.)", key,
+                                            R"(", "op": "contains", "value": ")", literal,
+                                            R"("}]})"));
+      auto value = [&](const std::string& v) {
+        return absl::StrCat(R"("resource": {"type": "doc", "attributes": {")", key,
+                            R"(": )", v, "}}");
+      };
+      for (const std::string& v : {s22, s23, s40}) {
+        const std::string quoted = absl::StrCat("\"", v, "\"");
+        EXPECT_EQ(Holds(*eq, value(quoted)), v == literal) << v;
+        EXPECT_EQ(Holds(*contains, value(absl::StrCat(R"(["x", )", quoted, "]"))), v == literal)
+            << v;
+      }
+      // The same value under a key one byte shorter is another attribute.
+      EXPECT_FALSE(Holds(*eq, absl::StrCat(R"("resource": {"type": "doc", "attributes": {")",
+                                           key.substr(1), R"(": ")", literal, R"("}})")));
+    }
+  }
+}
+
+TEST(InlineFormsTest, OtherAttributeWithShortAndLongKeys) {
+  const std::string k22(22, 'o'), k23(23, 'o');
+  for (const std::string& key : {std::string("owner"), k22, k23}) {
+    SCOPED_TRACE(absl::StrCat("other key of ", key.size(), " bytes"));
+    auto eq = PermitIf(absl::StrCat(R"({"attributes": [{"attribute": "subject.id", "op": "eq",
+                                        "other": "resource.)", key, R"("}]})"));
+    auto lt = PermitIf(absl::StrCat(R"({"attributes": [{"attribute": "subject.level", "op": "lt",
+                                        "other": "resource.)", key, R"("}]})"));
+    auto in = PermitIf(absl::StrCat(R"({"attributes": [{"attribute": "subject.id", "op": "in",
+                                        "other": "resource.)", key, R"("}]})"));
+    auto members = [&](const std::string& subject, const std::string& value) {
+      return absl::StrCat(R"("subject": )", subject,
+                          R"(, "resource": {"type": "doc", "attributes": {")", key, R"(": )",
+                          value, "}}");
+    };
+    EXPECT_TRUE(Holds(*eq, members(R"({"id": "alice"})", R"("alice")")));
+    EXPECT_FALSE(Holds(*eq, members(R"({"id": "alice"})", R"("bob")")));
+    EXPECT_FALSE(Holds(*eq, R"("subject": {"id": "alice"})"));
+    EXPECT_TRUE(Holds(*lt, members(R"({"attributes": {"level": 2}})", "3")));
+    EXPECT_FALSE(Holds(*lt, members(R"({"attributes": {"level": 3}})", "3")));
+    EXPECT_TRUE(Holds(*in, members(R"({"id": "alice"})", R"(["bob", "alice"])")));
+    EXPECT_FALSE(Holds(*in, members(R"({"id": "alice"})", R"(["bob"])")));
+  }
+}
+
+TEST(InlineFormsTest, ClientIpListsOfEverySize) {
+  // Up to 8 intervals (allow and block lists together) are kept inline;
+  // more are read from the cold IpSet. Hosts are 10.0.<i*2>.1 and
+  // 2001:db8::<i*2>:1, so no two merge; the block list takes the last host.
+  for (int n : {1, 3, 4, 5, 12}) {
+    SCOPED_TRACE(absl::StrCat(n, " hosts of each family"));
+    std::vector<std::string> allow;
+    for (int i = 0; i < n; ++i) {
+      allow.push_back(absl::StrCat("\"10.0.", i * 2, ".1\""));
+      allow.push_back(absl::StrCat("\"2001:db8::", i * 2, ":1\""));
+    }
+    const std::string blocked_v4 = absl::StrCat("10.0.", (n - 1) * 2, ".1");
+    auto policy = PermitIf(absl::StrCat(R"({"client_ip": {"in": [)", absl::StrJoin(allow, ", "),
+                                        R"(], "not_in": [")", blocked_v4, R"("]}})"));
+    auto ip = [](const std::string& address) {
+      return absl::StrCat(R"("environment": {"client_ip": ")", address, R"("})");
+    };
+    for (int i = 0; i < n; ++i) {
+      const std::string v4 = absl::StrCat("10.0.", i * 2, ".1");
+      const bool blocked = i == n - 1;
+      EXPECT_EQ(Holds(*policy, ip(v4)), !blocked) << v4;
+      EXPECT_EQ(Holds(*policy, ip(absl::StrCat("::ffff:", v4))), !blocked) << v4;
+      EXPECT_TRUE(Holds(*policy, ip(absl::StrCat("2001:db8::", i * 2, ":1"))));
+      EXPECT_FALSE(Holds(*policy, ip(absl::StrCat("10.0.", i * 2 + 1, ".1"))));
+      EXPECT_FALSE(Holds(*policy, ip(absl::StrCat("10.0.", i * 2, ".2"))));
+      EXPECT_FALSE(Holds(*policy, ip(absl::StrCat("2001:db8::", i * 2 + 1, ":1"))));
+    }
+    EXPECT_FALSE(Holds(*policy, ip("10.0.0.0")));
+    EXPECT_FALSE(Holds(*policy, ip("::a00:1")));  // 10.0.0.1's bits, not mapped
+  }
 }
 
 }  // namespace

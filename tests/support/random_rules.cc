@@ -89,7 +89,9 @@ const std::vector<AttributeSpec> kRequestAttributes = {
     {"subject.region", Kind::kString},     {"resource.owner", Kind::kString},
     {"resource.region", Kind::kString},    {"resource.classification", Kind::kNumber},
     {"resource.tags", Kind::kMixedList},   {"environment.channel", Kind::kString},
-    {"environment.risk", Kind::kNumber}};
+    {"environment.risk", Kind::kNumber},
+    // A key longer than the engine keeps inline in a condition's head.
+    {"subject.organisational_unit_identifier", Kind::kString}};
 // Built-ins and a name no request carries.
 const std::vector<AttributeSpec> kExtraRuleAttributes = {
     {"subject.id", Kind::kString},     {"subject.roles", Kind::kStringList},
@@ -98,8 +100,12 @@ const std::vector<AttributeSpec> kExtraRuleAttributes = {
 
 const std::vector<std::string> kStrings = {
     "eng", "sales", "ops", "alice", "bob", "eu", "us", "pii", "public",
-    "read", "order", "admin", "o-1", "", "Ops", "\xc3\xa9t\xc3\xa9"};
-const std::vector<double> kNumbers = {0, 1, 2, 3, 2.5, -1, 10};
+    "read", "order", "admin", "o-1", "", "Ops", "\xc3\xa9t\xc3\xa9",
+    // Longer than the engine keeps inline in a condition's head (22 bytes),
+    // and that one's first 22 bytes.
+    "a-string-longer-than-twenty-two-bytes", "a-string-longer-than-t"};
+// -0 equals 0 in every comparison.
+const std::vector<double> kNumbers = {0, 1, 2, 3, 2.5, -1, 10, -0.0};
 const std::vector<std::string> kRegexes = {
     "e.*", "[a-c].*", "al(i|e)ce", "\\d+", "ops|eng", ".*", "r.a.",
     "orders:.*", "p.*", "o-\\d"};
@@ -208,11 +214,12 @@ Value RandomValueOfKind(Random& r, Kind kind, double stray,
   return StringValue("");
 }
 
-// A non-empty list literal for in / not_in.
+// A non-empty list literal for in / not_in: usually short, sometimes longer
+// than the engine keeps inline in a condition's head.
 Value RandomListLiteral(Random& r, Kind kind) {
   Value v;
   ListValue* list = v.mutable_list_value();
-  const int size = r.Int(1, 4);
+  const int size = r.Chance(0.15) ? r.Int(5, 40) : r.Int(1, 4);
   const Kind element_kind =
       kind == Kind::kStringList ? Kind::kString
       : kind == Kind::kMixedList ? static_cast<Kind>(r.Int(0, 2))
@@ -276,8 +283,31 @@ std::string RandomV6Block(Random& r) {
   return absl::StrCat(FormatV6(bytes), "/", length);
 }
 
+// A small block near an anchor (its low 8 bits perturbed, /26 to /32 or
+// /122 to /128), so that several of them rarely merge into one interval.
+std::string RandomNarrowBlock(Random& r) {
+  if (r.Chance(0.6)) {
+    std::array<uint8_t, 4> bytes = r.Pick(kV4Anchors);
+    Perturb(r, bytes, 8);
+    const int length = r.Int(26, 32);
+    ClearHostBits(bytes, length);
+    return absl::StrCat(FormatV4(bytes), "/", length);
+  }
+  std::array<uint8_t, 16> bytes = r.Pick(kV6Anchors);
+  Perturb(r, bytes, 8);
+  const int length = r.Int(122, 128);
+  ClearHostBits(bytes, length);
+  return absl::StrCat(FormatV6(bytes), "/", length);
+}
+
+// Usually up to 3 blocks of any size; sometimes 5 to 12 narrow ones, more
+// intervals than the engine keeps inline in a rule's record.
 std::vector<std::string> RandomBlocks(Random& r, int min_count) {
   std::vector<std::string> blocks;
+  if (r.Chance(0.15)) {
+    for (int i = r.Int(5, 12); i > 0; --i) blocks.push_back(RandomNarrowBlock(r));
+    return blocks;
+  }
   const int count = r.Int(min_count, 3);
   for (int i = 0; i < count; ++i) {
     blocks.push_back(r.Chance(0.6) ? RandomV4Block(r) : RandomV6Block(r));
