@@ -14,27 +14,33 @@ std::shared_ptr<const engine::Policy> PolicyRegistry::Find(const std::string& na
   return it == snapshot_->end() ? nullptr : it->second;
 }
 
+std::shared_ptr<const PolicyRegistry::Map> PolicyRegistry::Swap(
+    std::shared_ptr<const Map> next) {
+  absl::MutexLock lock(&mu_);
+  snapshot_.swap(next);
+  return next;
+}
+
 void PolicyRegistry::Set(std::shared_ptr<const engine::Policy> policy) {
+  std::shared_ptr<const Map> old;  // freed last, after both locks
   absl::MutexLock write(&write_mu_);
   auto next = std::make_shared<Map>(*Snapshot());
   (*next)[policy->name()] = std::move(policy);
-  absl::MutexLock lock(&mu_);
-  snapshot_ = std::move(next);
+  old = Swap(std::move(next));
 }
 
 void PolicyRegistry::Remove(const std::string& name) {
+  std::shared_ptr<const Map> old;
   absl::MutexLock write(&write_mu_);
   auto next = std::make_shared<Map>(*Snapshot());
   next->erase(name);
-  absl::MutexLock lock(&mu_);
-  snapshot_ = std::move(next);
+  old = Swap(std::move(next));
 }
 
 void PolicyRegistry::Reset(Map map) {
+  std::shared_ptr<const Map> old;
   absl::MutexLock write(&write_mu_);
-  auto next = std::make_shared<const Map>(std::move(map));
-  absl::MutexLock lock(&mu_);
-  snapshot_ = std::move(next);
+  old = Swap(std::make_shared<const Map>(std::move(map)));
 }
 
 size_t PolicyRegistry::size() const { return Snapshot()->size(); }
