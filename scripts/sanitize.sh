@@ -33,7 +33,7 @@ case "$mode" in
   thread)
     build=build-tsan
     sanitizers=thread
-    filter=(-R 'HotSwap|StoreTest\.Concurrent|ConcurrencyTest|WorkerTest|DifferentialTest|DecisionLog|MetricsTest|MetricsServerTest|ShutdownTest|ForwardAuthServerTest|TlsRotationTest|OpsE2e')
+    filter=(-R 'HotSwap|PolicyRegistryTest|StoreTest\.Concurrent|ConcurrencyTest|WorkerTest|DifferentialTest|DecisionLog|MetricsTest|MetricsServerTest|ShutdownTest|ForwardAuthServerTest|TlsRotationTest|OpsE2e')
     ;;
   *)
     echo "usage: scripts/sanitize.sh [address|thread] [ctest args]" >&2
