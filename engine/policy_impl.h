@@ -143,10 +143,10 @@ struct LocationCondition {
 };
 
 // A rule as compiled, in rank order. The compiler fills roles, windows and
-// attributes here, then moves them into the policy's contiguous pools
-// (PolicyImpl::Flatten); what stays is the cold part: read for a rule's
-// location or IP condition, and for the id and obligations of the rules
-// that decide.
+// attributes here; PolicyImpl::Flatten copies roles and windows into the
+// rule's record and moves the attributes to conditions_. What stays is the
+// cold part: read for a rule's location, a client_ip list too long for its
+// record, and the obligations of the rules that decide.
 struct CompiledRule {
   std::string id;
   Effect effect = Effect::kPermit;
