@@ -8,6 +8,7 @@
 // tests/differential_test.cc.
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstring>
 #include <optional>
 
@@ -185,6 +186,24 @@ uint32_t AppendAligned(const T* items, size_t n, std::string* bytes) {
   return at;
 }
 
+// The bytes of a record's line 0 that RuleRecord's fields use; the rest of
+// the line is free for small items (see Place).
+constexpr size_t kHeaderFieldBytes = offsetof(RuleRecord, flags) + sizeof(RuleRecord::flags);
+static_assert(kHeaderFieldBytes <= sizeof(RuleRecord));
+
+// Writes `n` objects into the free tail of the record's line 0 when they fit
+// at an offset aligned for T past *tail (advancing *tail), else appends them
+// to the byte area; returns their offset. A short id and a window or two
+// usually fit, which saves a rule without a large client_ip list a line.
+template <typename T>
+uint32_t Place(const T* items, size_t n, std::string* bytes, size_t* tail) {
+  const size_t at = (*tail + alignof(T) - 1) / alignof(T) * alignof(T);
+  if (at + n * sizeof(T) > sizeof(RuleRecord)) return AppendAligned(items, n, bytes);
+  if (n > 0) std::memcpy(bytes->data() + at, items, n * sizeof(T));
+  *tail = at + n * sizeof(T);
+  return static_cast<uint32_t>(at);
+}
+
 // The sizes of the inline IP lists of a rule, or nullopt if they are too
 // long to copy inline.
 std::optional<std::array<uint8_t, 4>> InlineIpCounts(const CompiledRule& r) {
@@ -254,6 +273,7 @@ std::optional<std::vector<uint32_t>> PolicyImpl::Flatten() {
     head.effect = r.effect;
     head.condition_count = static_cast<uint32_t>(r.attributes.size());
     bytes.assign(64, '\0');  // line 0: the header, written last
+    size_t tail = kHeaderFieldBytes;  // line 0's free bytes start here
     for (AttributeCondition& c : r.attributes) {
       std::string payload;
       const ConditionHead h =
@@ -266,10 +286,10 @@ std::optional<std::vector<uint32_t>> PolicyImpl::Flatten() {
     if (head.role_count <= RuleRecord::kInlineRoles) {
       std::copy(r.roles.begin(), r.roles.end(), head.roles);
     } else {
-      head.roles[0] = AppendAligned(r.roles.data(), r.roles.size(), &bytes);
+      head.roles[0] = Place(r.roles.data(), r.roles.size(), &bytes, &tail);
     }
     head.window_count = static_cast<uint16_t>(r.windows.size());
-    head.windows_at = AppendAligned(r.windows.data(), r.windows.size(), &bytes);
+    head.windows_at = Place(r.windows.data(), r.windows.size(), &bytes, &tail);
     head.flags = (r.location ? RuleRecord::kLocation : 0) | (r.has_ip ? RuleRecord::kIp : 0) |
                  (r.obligations.empty() ? 0 : RuleRecord::kObligations);
     if (r.has_ip) {
@@ -285,8 +305,8 @@ std::optional<std::vector<uint32_t>> PolicyImpl::Flatten() {
       }
     }
     head.id_size = static_cast<uint8_t>(r.id.size());  // ids are at most 128 bytes
-    head.id_at = AppendAligned(r.id.data(), r.id.size(), &bytes);
-    std::memcpy(bytes.data(), &head, sizeof(head));
+    head.id_at = Place(r.id.data(), r.id.size(), &bytes, &tail);
+    std::memcpy(bytes.data(), &head, kHeaderFieldBytes);  // not over line 0's tail
 
     const size_t lines = (bytes.size() + 63) / 64;
     const size_t first = records_.size();

@@ -165,7 +165,8 @@ struct CompiledRule {
 // wave of parallel loads after the index. The index holds each rule's
 // RecordCode (its first line and line count), which also orders candidates
 // by rank. Layout:
-//   line 0      this header
+//   line 0      this header; its unused tail holds whichever of the items
+//               below fit there (usually the windows and a short id)
 //   lines 1..   the attribute conditions' heads, each with its payload lines
 //   then        bytes: role bits (when more than kInlineRoles), time windows,
 //               the IP intervals of a small client_ip condition (kIpInline),
