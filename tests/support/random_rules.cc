@@ -261,42 +261,39 @@ void Perturb(Random& r, std::array<uint8_t, N>& bytes, int low_bits) {
   }
 }
 
-std::string RandomV4Block(Random& r) {
+// A block at an anchor, of any length; or, `narrow`, a small one near it
+// (the anchor's low 8 bits perturbed, /26 to /32), so that several narrow
+// blocks rarely merge into one interval.
+std::string RandomV4Block(Random& r, bool narrow) {
   std::array<uint8_t, 4> bytes = r.Pick(kV4Anchors);
-  const int length = r.Chance(0.5)
-                         ? r.Pick(std::vector<int>{0, 8, 12, 16, 20, 24, 25,
-                                                   26, 28, 30, 31, 32})
-                         : r.Int(0, 32);
+  int length;
+  if (narrow) {
+    Perturb(r, bytes, 8);
+    length = r.Int(26, 32);
+  } else {
+    length = r.Chance(0.5) ? r.Pick(std::vector<int>{0, 8, 12, 16, 20, 24, 25,
+                                                     26, 28, 30, 31, 32})
+                           : r.Int(0, 32);
+  }
   ClearHostBits(bytes, length);
-  if (length == 32 && r.Chance(0.5)) return FormatV4(bytes);
+  if (!narrow && length == 32 && r.Chance(0.5)) return FormatV4(bytes);
   return absl::StrCat(FormatV4(bytes), "/", length);
 }
 
-std::string RandomV6Block(Random& r) {
+// As RandomV4Block; narrow blocks are /122 to /128.
+std::string RandomV6Block(Random& r, bool narrow) {
   std::array<uint8_t, 16> bytes = r.Pick(kV6Anchors);
-  const int length = r.Chance(0.5)
-                         ? r.Pick(std::vector<int>{16, 32, 33, 48, 56, 64, 96,
-                                                   112, 120, 127, 128})
-                         : r.Int(0, 128);
-  ClearHostBits(bytes, length);
-  if (length == 128 && r.Chance(0.5)) return FormatV6(bytes);
-  return absl::StrCat(FormatV6(bytes), "/", length);
-}
-
-// A small block near an anchor (its low 8 bits perturbed, /26 to /32 or
-// /122 to /128), so that several of them rarely merge into one interval.
-std::string RandomNarrowBlock(Random& r) {
-  if (r.Chance(0.6)) {
-    std::array<uint8_t, 4> bytes = r.Pick(kV4Anchors);
+  int length;
+  if (narrow) {
     Perturb(r, bytes, 8);
-    const int length = r.Int(26, 32);
-    ClearHostBits(bytes, length);
-    return absl::StrCat(FormatV4(bytes), "/", length);
+    length = r.Int(122, 128);
+  } else {
+    length = r.Chance(0.5) ? r.Pick(std::vector<int>{16, 32, 33, 48, 56, 64, 96,
+                                                     112, 120, 127, 128})
+                           : r.Int(0, 128);
   }
-  std::array<uint8_t, 16> bytes = r.Pick(kV6Anchors);
-  Perturb(r, bytes, 8);
-  const int length = r.Int(122, 128);
   ClearHostBits(bytes, length);
+  if (!narrow && length == 128 && r.Chance(0.5)) return FormatV6(bytes);
   return absl::StrCat(FormatV6(bytes), "/", length);
 }
 
@@ -304,13 +301,10 @@ std::string RandomNarrowBlock(Random& r) {
 // intervals than the engine keeps inline in a rule's record.
 std::vector<std::string> RandomBlocks(Random& r, int min_count) {
   std::vector<std::string> blocks;
-  if (r.Chance(0.15)) {
-    for (int i = r.Int(5, 12); i > 0; --i) blocks.push_back(RandomNarrowBlock(r));
-    return blocks;
-  }
-  const int count = r.Int(min_count, 3);
+  const bool narrow = r.Chance(0.15);
+  const int count = narrow ? r.Int(5, 12) : r.Int(min_count, 3);
   for (int i = 0; i < count; ++i) {
-    blocks.push_back(r.Chance(0.6) ? RandomV4Block(r) : RandomV6Block(r));
+    blocks.push_back(r.Chance(0.6) ? RandomV4Block(r, narrow) : RandomV6Block(r, narrow));
   }
   return blocks;
 }
