@@ -49,10 +49,24 @@ using WaitTimeoutFn = bool (*)(absl::CondVar*, absl::Mutex*, absl::Duration);
 using WaitDeadlineFn = bool (*)(absl::CondVar*, absl::Mutex*, absl::Time);
 
 // A Condition that tells TSan its mutex is held while `inner` is evaluated.
+//
+// Abseil may evaluate it in another thread (the one that unlocks the mutex
+// while this one waits), reading this object and `inner` from the waiter's
+// stack. The waiter's writes reach that thread through Abseil's own,
+// uninstrumented, synchronisation, which TSan cannot see; so the waiter
+// releases `this` once it is built and Eval acquires it before it
+// reads anything. `condition` is built with Abseil's non-template
+// constructor, whose fields are written and read only inside Abseil (the
+// template one would inline its reads of them here, before Eval could
+// acquire anything).
 struct HeldCondition {
   HeldCondition(absl::Mutex* mu, const absl::Condition& inner)
-      : mu(mu), inner(&inner), condition(&HeldCondition::Eval, this) {}
-  static bool Eval(HeldCondition* self) {
+      : mu(mu), inner(&inner), condition(&HeldCondition::Eval, this) {
+    __tsan_release(this);
+  }
+  static bool Eval(void* arg) {
+    __tsan_acquire(arg);
+    auto* self = static_cast<HeldCondition*>(arg);
     __tsan_acquire(self->mu);
     const bool holds = self->inner->Eval();
     // If it is false, Abseil releases the mutex and waits.
