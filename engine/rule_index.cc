@@ -234,33 +234,43 @@ void RuleIndex::AddSpans(uint32_t node, const ActionIds& ids, Spans* out) const 
 
 void RuleIndex::Collect(std::string_view type, std::string_view action,
                         Spans* out) const {
-  // Cold-cache order: every slot the type can need is requested at once,
-  // then (while they arrive) the action ids, from a small table that is
-  // likely cached; then the nodes the slots point to, at once; then the
-  // nodes are checked and read.
-  struct Probe {
-    const Table* table;
-    uint32_t length;
-    uint64_t hash;
-  };
-  absl::InlinedVector<Probe, 8> probes;
-  probes.push_back({&exact_types_, static_cast<uint32_t>(type.size()), HashKey(type)});
-  type_prefix_lengths_.ForEach(type, [&](uint32_t length) {
-    probes.push_back({&prefix_types_, length, HashKey(type.substr(0, length))});
+  Lookup lookup(*this, type, action);
+  lookup.PrefetchNodes();
+  lookup.Collect(out);
+}
+
+// Cold-cache order: every slot the type can need is requested at once; then
+// (after the caller's other work) the nodes the slots point to, at once;
+// then the action ids, from a small table that is likely cached, while the
+// nodes arrive; then the nodes are checked and read.
+RuleIndex::Lookup::Lookup(const RuleIndex& index, std::string_view type,
+                          std::string_view action)
+    : index_(index), type_(type), action_(action) {
+  probes_.push_back({&index.exact_types_, static_cast<uint32_t>(type.size()), HashKey(type)});
+  index.type_prefix_lengths_.ForEach(type, [&](uint32_t length) {
+    probes_.push_back({&index.prefix_types_, length, HashKey(type.substr(0, length))});
   });
-  for (const Probe& p : probes) Prefetch(p.table->SlotFor(p.hash));
-  if (any_type_ != kNone) Prefetch(nodes_.data() + any_type_);
+  for (const Probe& p : probes_) Prefetch(p.table->SlotFor(p.hash));
+  if (index.any_type_ != kNone) Prefetch(index.nodes_.data() + index.any_type_);
+}
+
+void RuleIndex::Lookup::PrefetchNodes() {
+  for (const Probe& p : probes_) {
+    if (uint32_t node = p.table->Peek(p.hash); node != kNone) {
+      Prefetch(index_.nodes_.data() + node);
+    }
+  }
+}
+
+void RuleIndex::Lookup::Collect(Spans* out) {
   ActionIds ids;
-  MatchActions(action, &ids);
+  index_.MatchActions(action_, &ids);
   if (ids.empty()) return;
-  for (const Probe& p : probes) {
-    if (uint32_t node = p.table->Peek(p.hash); node != kNone) Prefetch(nodes_.data() + node);
+  for (const Probe& p : probes_) {
+    const uint32_t node = index_.FindNode(*p.table, type_.substr(0, p.length), p.hash);
+    if (node != kNone) index_.AddSpans(node, ids, out);
   }
-  for (const Probe& p : probes) {
-    const uint32_t node = FindNode(*p.table, type.substr(0, p.length), p.hash);
-    if (node != kNone) AddSpans(node, ids, out);
-  }
-  if (any_type_ != kNone) AddSpans(any_type_, ids, out);
+  if (index_.any_type_ != kNone) index_.AddSpans(index_.any_type_, ids, out);
 }
 
 size_t RuleIndex::memory_bytes() const {
