@@ -64,7 +64,10 @@ if [[ $quick -eq 1 ]]; then
                --benchmark_min_time=0.01 --benchmark_repetitions=1)
 else
   : "${reps:=5}" "${duration:=10}" "${warmup:=2}"
-  engine_args=(--benchmark_repetitions=5 --benchmark_min_time=0.5)
+  # Repetitions of all sizes in random order, so that a drift of the host
+  # between the first sizes and the last does not bias the growth target.
+  engine_args=(--benchmark_repetitions=5 --benchmark_min_time=0.5
+               --benchmark_enable_random_interleaving=true)
 fi
 build_dir="$(mkdir -p "$build_dir" && cd "$build_dir" && pwd)"
 bin_bench="$build_dir/bench"
