@@ -697,8 +697,8 @@ size_t Compiler::EstimateMemory() const {
                (r.location->in.capacity() + r.location->not_in.capacity()) *
                    (sizeof(std::string) + 1);
     }
-    for (const v1::ObligationResult& o : r.obligations) bytes += o.SpaceUsedLong();
   }
+  bytes += p.obligations_wire_.capacity() + p.obligations_at_.capacity() * sizeof(uint32_t);
   bytes += p.records_.capacity() * sizeof(PolicyImpl::Line) +
            p.conditions_.capacity() * sizeof(AttributeCondition);
   for (const AttributeCondition& a : p.conditions_) {

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/policy.h"
 #include "engine/policy_impl.h"
+#include "google/protobuf/io/coded_stream.h"
 
 namespace pdp::engine {
 
@@ -265,6 +266,17 @@ std::optional<std::vector<uint32_t>> PolicyImpl::Flatten() {
   conditions_.reserve(conditions);
   std::vector<uint32_t> codes;
   codes.reserve(rules_.size());
+  obligations_at_.reserve(rules_.size() + 1);
+  // The obligations' wire size (each message, its field tag and length:
+  // at most 6 bytes), so that obligations_wire_ is allocated once.
+  size_t wire = 0;
+  for (const CompiledRule& r : rules_) {
+    for (const v1::ObligationResult& o : r.obligations) wire += o.ByteSizeLong() + 6;
+  }
+  obligations_wire_.reserve(wire);
+  // A guess at the records' lines (a header, and about two per condition),
+  // so that records_ is not copied over and over as it grows.
+  records_.reserve(rules_.size() + 2 * conditions);
   std::string bytes;  // one record, built here, then copied into records_
   for (size_t rank = 0; rank < rules_.size(); ++rank) {
     CompiledRule& r = rules_[rank];
@@ -292,6 +304,14 @@ std::optional<std::vector<uint32_t>> PolicyImpl::Flatten() {
     head.windows_at = Place(r.windows.data(), r.windows.size(), &bytes, &tail);
     head.flags = (r.location ? RuleRecord::kLocation : 0) | (r.has_ip ? RuleRecord::kIp : 0) |
                  (r.obligations.empty() ? 0 : RuleRecord::kObligations);
+    obligations_at_.push_back(static_cast<uint32_t>(obligations_wire_.size()));
+    if (!r.obligations.empty()) {
+      v1::AuthorizeResponse fragment;
+      for (v1::ObligationResult& o : r.obligations) *fragment.add_obligations() = std::move(o);
+      if (obligations_wire_.size() + fragment.ByteSizeLong() > UINT32_MAX) return std::nullopt;
+      fragment.AppendToString(&obligations_wire_);
+      std::vector<v1::ObligationResult>().swap(r.obligations);
+    }
     if (r.has_ip) {
       if (std::optional<std::array<uint8_t, 4>> counts = InlineIpCounts(r)) {
         head.flags |= RuleRecord::kIpInline;
@@ -320,7 +340,9 @@ std::optional<std::vector<uint32_t>> PolicyImpl::Flatten() {
     std::vector<TimeWindow>().swap(r.windows);
     std::vector<AttributeCondition>().swap(r.attributes);
   }
+  obligations_at_.push_back(static_cast<uint32_t>(obligations_wire_.size()));
   records_.shrink_to_fit();
+  obligations_wire_.shrink_to_fit();
   return codes;
 }
 
@@ -930,8 +952,22 @@ void PolicyImpl::Evaluate(const RequestParts& request, absl::Time now,
       response->add_determining_rules(rule->id().data(), rule->id().size());
       if ((decision == v1::PERMIT || decision == v1::DENY) &&
           (rule->flags & RuleRecord::kObligations)) {
-        for (const v1::ObligationResult& o : rules_[rule->rank].obligations) {
-          *response->add_obligations() = o;
+        // Appends the rule's obligations to the response's (a parse of
+        // AuthorizeResponse fields merges, and these bytes hold only
+        // obligations); they were serialized when compiled.
+        const uint32_t begin = obligations_at_[rule->rank];
+        const uint32_t end = obligations_at_[rule->rank + 1];
+        google::protobuf::io::CodedInputStream in(
+            reinterpret_cast<const uint8_t*>(obligations_wire_.data()) + begin,
+            static_cast<int>(end - begin));
+        if (!response->MergePartialFromCodedStream(&in)) {
+          // Cannot happen short of corrupted memory; a decision without
+          // its obligations would be a weaker one, so none is made.
+          response->clear_obligations();
+          response->set_decision(v1::INDETERMINATE);
+          response->set_reason(absl::StrCat("could not decide: internal error: the obligations "
+                                            "of rule '", ToAbsl(rule->id()), "' did not parse"));
+          return;
         }
       }
     }

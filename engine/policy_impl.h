@@ -142,11 +142,12 @@ struct LocationCondition {
   absl::flat_hash_set<std::string> not_in;
 };
 
-// A rule as compiled, in rank order. The compiler fills roles, windows and
-// attributes here; PolicyImpl::Flatten copies roles and windows into the
-// rule's record and moves the attributes to conditions_. What stays is the
-// cold part: read for a rule's location, a client_ip list too long for its
-// record, and the obligations of the rules that decide.
+// A rule as compiled, in rank order. The compiler fills roles, windows,
+// attributes and obligations here; PolicyImpl::Flatten copies roles and
+// windows into the rule's record, moves the attributes to conditions_ and
+// serializes the obligations into obligations_wire_. What stays is the cold
+// part: read for a rule's location and a client_ip list too long for its
+// record.
 struct CompiledRule {
   std::string id;
   Effect effect = Effect::kPermit;
@@ -157,7 +158,7 @@ struct CompiledRule {
   const IpSet* ip_in = nullptr;      // null = no allow-list
   const IpSet* ip_not_in = nullptr;  // null = no block-list
   std::vector<AttributeCondition> attributes;
-  std::vector<v1::ObligationResult> obligations;
+  std::vector<v1::ObligationResult> obligations;  // empty after Flatten
 };
 
 // A rule's hot record: everything a candidate reads, in whole cache lines
@@ -246,9 +247,10 @@ class PolicyImpl {
   std::string name_;
   Algorithm algorithm_ = Algorithm::kDenyOverrides;
   // Writes each rule's record into records_ (moving its roles, windows and
-  // attributes out of the CompiledRule) and returns the rules' RecordCodes
-  // by rank, for the index. Called once by the compiler, after ranking;
-  // nullopt if the records would not fit RecordCode.
+  // attributes out of the CompiledRule, and serializing its obligations into
+  // obligations_wire_) and returns the rules' RecordCodes by rank, for the
+  // index. Called once by the compiler, after ranking; nullopt if the
+  // records would not fit RecordCode or the obligations 4 GiB.
   std::optional<std::vector<uint32_t>> Flatten();
   const RuleRecord& record(uint32_t code) const {
     return *reinterpret_cast<const RuleRecord*>(&records_[RecordCode::first_line(code)]);
@@ -260,6 +262,12 @@ class PolicyImpl {
   std::vector<CompiledRule> rules_;             // by rank: the cold parts
   std::vector<Line> records_;                   // by rank: the hot parts
   std::vector<AttributeCondition> conditions_;  // full, in record order
+  // Each rule's obligations, serialized as AuthorizeResponse fields (so a
+  // decision merges them into its response with one parse of contiguous
+  // bytes, not a deep copy through the messages' pointers): the rule of
+  // rank r has bytes [obligations_at_[r], obligations_at_[r + 1]).
+  std::string obligations_wire_;
+  std::vector<uint32_t> obligations_at_;  // by rank, one more than rules_
   RuleIndex index_;
   absl::flat_hash_map<std::string, uint32_t> role_bits_;
   std::vector<absl::TimeZone> zones_;
