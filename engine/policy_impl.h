@@ -172,8 +172,9 @@ struct CompiledRule {
 //   then        bytes: role bits (when more than kInlineRoles), time windows,
 //               the IP intervals of a small client_ip condition (kIpInline),
 //               the rule id
-// Location, large IP lists, regexes, large `in` lists and obligations stay
-// in the cold CompiledRule and AttributeCondition (rules_[rank]).
+// Location, large IP lists, regexes and large `in` lists stay in the cold
+// CompiledRule and AttributeCondition (rules_[rank]); obligations are in
+// obligations_wire_, serialized.
 struct alignas(64) RuleRecord {
   static constexpr uint32_t kInlineRoles = 2;
   // Up to this many intervals of a client_ip condition are copied inline.
