@@ -671,6 +671,15 @@ void Compiler::CompileObligation(const std::string& id, const std::string& path,
   result.set_type(type);
   *result.mutable_params() = obligation.params();
   result.set_rule_id(id);
+  // A decision adds its rules' obligations by parsing bytes serialized here
+  // (PolicyImpl::Flatten), so what does not survive the wire format is
+  // refused now rather than failing decisions later: proto3 strings must be
+  // UTF-8. A rule set that arrived over gRPC or as JSON always is.
+  if (v1::ObligationResult parsed; !parsed.ParseFromString(result.SerializeAsString())) {
+    Error(id, path, "holds a string that is not valid UTF-8 (its type, a params key or value, "
+                    "or the rule's id)");
+    return;
+  }
   out->obligations.push_back(std::move(result));
 }
 

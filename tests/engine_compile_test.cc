@@ -21,6 +21,7 @@ namespace {
 using ::pdp::engine_testing::CompileJson;
 using ::pdp::engine_testing::ErrorKeys;
 using ::pdp::engine_testing::RuleJson;
+using ::pdp::engine_testing::RuleSetFromJson;
 using ::pdp::engine_testing::RuleSetJson;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -549,6 +550,29 @@ TEST(CompileTest, AddHeaderNeedsValue) {
   ExpectSingleError(OneRule("{}", R"(, "obligations": [{"type": "add_header",
       "params": {"name": "X-Ok"}}])"),
                     "r", "rules[0].obligations[0].params.value");
+}
+
+// Decisions add obligations by parsing them from bytes serialized at
+// compile time, and proto3 strings must be UTF-8 to parse: such a rule set
+// (built in memory: gRPC and JSON never deliver one) is refused when
+// compiled, not failed at decision time.
+TEST(CompileTest, ObligationWithAStringThatIsNotUtf8) {
+  for (const bool in_key : {false, true}) {
+    v1::RuleSet rules = RuleSetFromJson(OneRule(
+        "{}", R"(, "obligations": [{"type": "audit", "params": {"note": "ok"}},
+                                   {"type": "audit", "params": {"note": "ok"}}])"));
+    auto* fields =
+        rules.mutable_rules(0)->mutable_obligations(1)->mutable_params()->mutable_fields();
+    if (in_key) {
+      (*fields)["bad\xff"].set_string_value("ok");
+    } else {
+      (*fields)["note"].set_string_value("bad\xc3");
+    }
+    engine::CompileResult result = engine::Compile(rules);
+    EXPECT_THAT(ErrorKeys(result), ElementsAre(Pair("r", "rules[0].obligations[1]")))
+        << result.ToStatus();
+    EXPECT_EQ(result.policy, nullptr);
+  }
 }
 
 TEST(CompileTest, UnknownObligationTypesPassThrough) {
